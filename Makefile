@@ -1,0 +1,44 @@
+# The two commands of the README:
+#   make run    start Mercato on the embedded profile (no services needed)
+#   make test   install everything, start the real services, lint, run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+SERVICES := deploy/local/services.sh
+PYTEST_ARGS ?=
+
+.PHONY: help run install services-up services-down services-status lint test test-unit
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --user --quiet uv
+
+install: $(UV) ## Create .venv with every dependency (pinned by uv.lock)
+	$(UV) sync --frozen
+
+run: install ## Start Mercato on the embedded profile at http://127.0.0.1:8000 (docs at /docs)
+	$(UV) run --frozen mercato serve
+
+services-up: ## Install (first time) and start Postgres, Redis, Kafka and Elasticsearch locally
+	$(SERVICES) up
+
+services-down: ## Stop the local services started by services-up
+	$(SERVICES) down
+
+services-status: ## Show the local services and whether each is healthy
+	$(SERVICES) status
+
+lint: install ## ruff, mypy and import-linter
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
+
+test-unit: install ## Only the tests that need no service
+	$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
+
+test: install services-up lint ## Everything CI runs: install, start services, lint, all tests
+	$(UV) run --frozen pytest $(PYTEST_ARGS)

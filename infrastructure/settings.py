@@ -1,0 +1,140 @@
+"""Mercato's settings, read once from `MERCATO_*` environment variables (or a `.env` file).
+
+Nothing here connects to anything: the composition root (`interfaces.bootstrap`) turns settings
+into adapters. Validation fails fast with one clear sentence per problem.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_JWT_SECRET_LENGTH = 32
+DEVELOPMENT_JWT_SECRET = "development-only-secret-never-use-in-production"  # noqa: S105
+
+
+class Profile(StrEnum):
+    """Which adapters back the ports: everything in-process, or the real services."""
+
+    EMBEDDED = "embedded"
+    SERVICES = "services"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MERCATO_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    profile: Profile = Profile.EMBEDDED
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Field(
+        default=Path(".mercato"),
+        description="Where the embedded profile keeps all of its state (delete it to start afresh).",
+    )
+
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    postgres_pool_min: int = Field(default=2, ge=1)
+    postgres_pool_max: int = Field(default=16, ge=1)
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    clickhouse_url: str = Field(
+        default="",
+        description=(
+            "A ClickHouse server URL (http://user:pass@host:8123/db) or a chdb folder "
+            "(chdb:///path). Empty means chdb inside data_dir."
+        ),
+    )
+
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return upper
+
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _postgres_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("elasticsearch_url")
+    @classmethod
+    def _http_scheme(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://", "chdb://")):
+            raise ValueError("must start with http://, https:// or chdb://")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_fit_the_environment(self) -> Settings:
+        secret = self.jwt_secret.get_secret_value()
+        if self.environment is not Environment.DEVELOPMENT:
+            if secret == DEVELOPMENT_JWT_SECRET:
+                raise ValueError(
+                    f"MERCATO_JWT_SECRET must be set outside development "
+                    f"(environment is {self.environment.value})"
+                )
+            if len(secret) < MIN_JWT_SECRET_LENGTH:
+                raise ValueError(
+                    f"MERCATO_JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters "
+                    f"outside development (it has {len(secret)})"
+                )
+        if self.postgres_pool_min > self.postgres_pool_max:
+            raise ValueError("MERCATO_POSTGRES_POOL_MIN must not exceed MERCATO_POSTGRES_POOL_MAX")
+        return self
+
+    @property
+    def clickhouse_target(self) -> str:
+        """The ClickHouse DSN to connect to: the configured URL or chdb inside data_dir."""
+        return self.clickhouse_url or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; the message is one line per problem, fit for a terminal."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, turning pydantic's report into a short message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"invalid setting MERCATO_{field.upper()}: {message}" if field else message)
+    return "\n".join(lines)

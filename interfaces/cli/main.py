@@ -1,0 +1,78 @@
+"""The `mercato` command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infrastructure.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    name="mercato",
+    help=(
+        "Mercato, the event-sourced commerce backend of a creator marketplace.\n\n"
+        "Settings come from MERCATO_* environment variables (or a .env file); "
+        "`mercato settings` shows the ones in force."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True)
+
+
+def settings_or_exit() -> Settings:
+    """Load settings, or print what is wrong in one line per problem and exit with status 2."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        for line in str(error).splitlines():
+            err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Number of uvicorn worker processes.", min=1)] = 1,
+) -> None:
+    """Serve the HTTP API (commands, queries, /docs, /healthz, /readyz) with uvicorn.
+
+    On the embedded profile (the default) all state lives under MERCATO_DATA_DIR (./.mercato);
+    delete that folder to start afresh.
+    """
+    import uvicorn
+
+    settings = settings_or_exit()
+    err_console.print(
+        f"Mercato on http://{host}:{port} (profile {settings.profile.value}); "
+        f"API docs at http://{host}:{port}/docs",
+        highlight=False,
+    )
+    if workers == 1:
+        from interfaces.http.app import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    else:
+        uvicorn.run(
+            "interfaces.http.asgi:app", host=host, port=port, workers=workers, log_level="info"
+        )
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Show the settings in force (secrets masked)."""
+    settings = settings_or_exit()
+    table = Table("setting", "value", title="Mercato settings (MERCATO_* variables)")
+    for name, value in settings.model_dump().items():
+        table.add_row(f"MERCATO_{name.upper()}", str(value))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

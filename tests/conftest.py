@@ -1,0 +1,58 @@
+"""Session fixtures shared by every layer of tests.
+
+Each test run gets its own run id; integration fixtures derive a fresh Postgres database, Kafka
+topic prefix, Elasticsearch index prefix and Redis key prefix from it, so runs never see each
+other's data. The services themselves are started by `make test` (deploy/local/services.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A short id unique to this test run, for naming databases, topics, indexes and keys."""
+    return RUN_ID
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn() -> str:
+    return os.environ.get("MERCATO_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+async def postgres_dsn(postgres_admin_dsn: str, run_id: str) -> AsyncIterator[str]:
+    """A fresh, empty database for this test run, dropped afterwards."""
+    async for dsn in fresh_postgres_database(postgres_admin_dsn, f"mercato_test_{run_id}"):
+        yield dsn
+
+
+async def fresh_postgres_database(admin_dsn: str, name: str) -> AsyncIterator[str]:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def fresh_postgres_dsn(postgres_admin_dsn: str, run_id: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test (for tests that need the whole log to themselves)."""
+    name = f"mercato_test_{run_id}_{uuid.uuid4().hex[:8]}"
+    async for dsn in fresh_postgres_database(postgres_admin_dsn, name):
+        yield dsn
