@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from interfaces.cli.main import app
+
+pytestmark = pytest.mark.unit
+
+runner = CliRunner()
+
+
+def test_mercato_help_lists_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "settings"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize("command", ["serve", "settings"])
+def test_every_command_explains_itself(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_bad_settings_print_one_line_and_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MERCATO_ENVIRONMENT", "production")
+    monkeypatch.setenv("MERCATO_JWT_SECRET", "x" * 10)
+    result = runner.invoke(app, ["settings"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0
+    assert "MERCATO_JWT_SECRET must be at least 32 characters" in result.output
+
+
+def test_settings_are_shown_with_secrets_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MERCATO_JWT_SECRET", "a-very-secret-value-that-is-long-enough-1234")
+    result = runner.invoke(app, ["settings"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "MERCATO_PROFILE" in result.output
+    assert "a-very-secret-value" not in result.output
