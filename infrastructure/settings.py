@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_JWT_SECRET_LENGTH = 32
-DEVELOPMENT_JWT_SECRET = "development-only-secret-never-use-in-production"  # noqa: S105
+DEVELOPMENT_JWT_SECRET = "development-only-secret-never-use-in-production"
 
 
 class Profile(StrEnum):
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     environment: Environment = Environment.DEVELOPMENT
     data_dir: Path = Field(
         default=Path(".mercato"),
-        description="Where the embedded profile keeps all of its state (delete it to start afresh).",
+        description="Where the embedded profile keeps its state (delete it to start afresh).",
     )
 
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+pytest.register_assert_rewrite("tests.contract")
+
 RUN_ID = uuid.uuid4().hex[:10]
 
 

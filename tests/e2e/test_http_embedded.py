@@ -39,15 +39,8 @@ def test_the_openapi_docs_are_served(client: TestClient) -> None:
     assert "/healthz" in client.get("/openapi.json").json()["paths"]
 
 
-def test_readyz_names_an_unreachable_service_with_503(tmp_path: Path) -> None:
-    settings = load_settings(
-        profile="services",
-        data_dir=tmp_path,
-        redis_url="redis://127.0.0.1:1/0",
-        postgres_dsn="postgresql://postgres@127.0.0.1:1/postgres",
-    )
-    app = create_app(settings)
-    with TestClient(app) as client:
-        response = client.get("/readyz")
-    assert response.status_code == 503
-    assert {"postgres", "redis"} <= set(response.json()["failing"])
+def test_the_event_store_file_lives_in_the_data_dir(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "state")
+    with TestClient(create_app(settings)):
+        pass
+    assert (tmp_path / "state" / "events.sqlite3").exists()
