@@ -4,19 +4,21 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, or else the uv module of python3 (installed on first use by ensure-uv).
+UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 SERVICES := deploy/local/services.sh
 PYTEST_ARGS ?=
 
-.PHONY: help run install services-up services-down services-status lint test test-unit
+.PHONY: help ensure-uv run install services-up services-down services-status lint test test-unit
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(UV):
-	python3 -m pip install --user --quiet uv
+ensure-uv:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --quiet --user uv
 
-install: $(UV) ## Create .venv with every dependency (pinned by uv.lock)
+install: ensure-uv ## Create .venv with every dependency (pinned by uv.lock)
 	$(UV) sync --frozen
 
 run: install ## Start Mercato on the embedded profile at http://127.0.0.1:8000 (docs at /docs)
