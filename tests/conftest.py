@@ -26,6 +26,24 @@ def run_id() -> str:
 
 
 @pytest.fixture(scope="session")
+def kafka_topic_prefix(run_id: str) -> str:
+    """Prefix of every Kafka topic this run creates."""
+    return f"mercato-test-{run_id}-"
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_index_prefix(run_id: str) -> str:
+    """Prefix of every Elasticsearch index and alias this run creates."""
+    return f"mercato-test-{run_id}-"
+
+
+@pytest.fixture(scope="session")
+def redis_key_prefix(run_id: str) -> str:
+    """Prefix of every Redis key this run writes."""
+    return f"mercato-test:{run_id}:"
+
+
+@pytest.fixture(scope="session")
 def postgres_admin_dsn() -> str:
     return os.environ.get("MERCATO_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

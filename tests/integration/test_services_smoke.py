@@ -24,6 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from elasticsearch import AsyncElasticsearch, ConflictError
 
+from tests.conftest import RUN_ID
+
 pytestmark = pytest.mark.integration
 
 POSTGRES_DSN = os.environ.get(
@@ -33,12 +35,10 @@ REDIS_URL = os.environ.get("MERCATO_REDIS_URL", "redis://127.0.0.1:6379/0")
 KAFKA_BOOTSTRAP = os.environ.get("MERCATO_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 ELASTICSEARCH_URL = os.environ.get("MERCATO_ELASTICSEARCH_URL", "http://127.0.0.1:9200")
 
-RUN_ID = uuid.uuid4().hex[:12]
-
 
 def unique_name(kind: str) -> str:
     """Lower case, digits and underscores only: valid for databases, topics and indices alike."""
-    return f"mercato_smoke_{kind}_{RUN_ID}"
+    return f"mercato_smoke_{kind}_{RUN_ID}"  # one id per test run, shared by every fixture
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
