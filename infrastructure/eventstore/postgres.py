@@ -2,8 +2,10 @@
 
 Appends from concurrent callers are grouped: a few writer tasks each take whatever appends are
 waiting and store them with one statement (see `postgres_sql.APPEND_BATCH`), so sixteen
-concurrent writers cost a handful of commits instead of sixteen. Each append still succeeds or
-fails on its own: a stale expected version or a reused idempotency key affects only that append.
+concurrent writers cost a handful of commits instead of sixteen. A group holds at most
+`max_batch_events` (500) events, so large appends spread over several backends (both cores)
+rather than one long statement. Each append still succeeds or fails on its own: a stale expected
+version or a reused idempotency key affects only that append.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ class PostgresEventStore:
         self,
         pool: asyncpg.Pool,
         *,
-        writers: int = 4,
-        max_batch_events: int = 5000,
+        writers: int = 8,
+        max_batch_events: int = 500,
         poll_interval: float = 1.0,
         ordering_safeguard: bool = True,
     ) -> None:
@@ -517,7 +519,15 @@ async def _create_pool_with_retry(
     while True:
         try:
             return await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, command_timeout=60
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                command_timeout=60,
+                # The append statement is large: re-planning it per call cost 0.45 ms of a
+                # 0.78 ms single-event append. Its CTEs are materialised, so the generic plan
+                # is as good as a custom one.
+                server_settings={"plan_cache_mode": "force_generic_plan"},
+                reset=_leave_connection_as_is,
             )
         except _CONNECTION_ERRORS as error:
             if asyncio.get_running_loop().time() + delay > deadline:
@@ -533,6 +543,13 @@ async def _create_pool_with_retry(
             raise EventStoreUnavailableError(
                 f"Postgres at {_redacted(dsn)} refused the connection: {error}"
             ) from error
+
+
+async def _leave_connection_as_is(connection: asyncpg.Connection) -> None:
+    """The pool's default reset sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` on every release: a round trip per append. This pool is private to the store,
+    whose code leaves nothing behind (listeners are removed, the notifier resets its setting,
+    migrations unlock their lock), so there is nothing to reset."""
 
 
 def _redacted(dsn: str) -> str:

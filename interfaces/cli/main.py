@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infrastructure.settings import Settings, SettingsError, load_settings
+from interfaces.cli import bench
 
 app = typer.Typer(
     name="mercato",
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(bench.app, name="bench")
 
 err_console = Console(stderr=True)
 
