@@ -15,26 +15,17 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.domain import Snapshot as AggregateSnapshot
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    DecimalAsStr,
-    JSONTranscoder,
-    Mapper,
-    StoredEvent,
-    Transcoding,
-    UUIDAsHex,
-)
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoding
 
 from application.ports.event_store import NewEvent, RecordedEvent, Snapshot
+from application.transcodings import domain_transcoder
 
 
 class EventSerializer:
     def __init__(self, transcodings: Iterable[Transcoding] = ()) -> None:
-        """`transcodings` add to the defaults (UUID, Decimal, datetime), e.g. for value objects."""
-        transcoder = JSONTranscoder()
-        for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), *transcodings):
-            transcoder.register(transcoding)
-        self._mapper: Mapper[UUID] = Mapper(transcoder=transcoder)
+        """`transcodings` add to the defaults: UUID, Decimal, datetime, and the domain's value
+        types, enums, tuples and frozensets (`application.transcodings`)."""
+        self._mapper: Mapper[UUID] = Mapper(transcoder=domain_transcoder(transcodings))
 
     def to_new_event(self, domain_event: DomainEventProtocol[UUID]) -> NewEvent:
         stored = self._mapper.to_stored_event(domain_event)

@@ -6,6 +6,7 @@ into adapters. Validation fails fast with one clear sentence per problem.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -42,6 +43,25 @@ class Settings(BaseSettings):
     )
 
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+    access_token_ttl: timedelta = Field(
+        default=timedelta(minutes=15),
+        description="How long an access token is accepted (seconds, or ISO 8601 like PT15M).",
+    )
+    refresh_token_ttl: timedelta = Field(
+        default=timedelta(days=7),
+        description="How long a refresh token is accepted; each refresh issues a new one.",
+    )
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64)
+    password_hash_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="At most this many argon2 hashes run at once (each takes memory_kib).",
+    )
+    max_request_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+    )
 
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     postgres_pool_min: int = Field(default=2, ge=1)
@@ -66,6 +86,12 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return upper
+
+    @field_validator("access_token_ttl", "refresh_token_ttl", mode="before")
+    @classmethod
+    def _seconds_as_duration(cls, value: object) -> object:
+        # An environment variable is text: "900" means seconds, as an int would.
+        return int(value) if isinstance(value, str) and value.isdigit() else value
 
     @field_validator("postgres_dsn")
     @classmethod
@@ -109,6 +135,13 @@ class Settings(BaseSettings):
                     f"MERCATO_JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters "
                     f"outside development (it has {len(secret)})"
                 )
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError(
+                "MERCATO_PASSWORD_HASH_MEMORY_KIB must be at least 8 x "
+                "MERCATO_PASSWORD_HASH_PARALLELISM (an argon2 rule)"
+            )
+        if self.access_token_ttl <= timedelta(0) or self.refresh_token_ttl <= timedelta(0):
+            raise ValueError("token lifetimes must be positive")
         if self.postgres_pool_min > self.postgres_pool_max:
             raise ValueError("MERCATO_POSTGRES_POOL_MIN must not exceed MERCATO_POSTGRES_POOL_MAX")
         return self

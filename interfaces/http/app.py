@@ -7,15 +7,28 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from application.ports.clock import Clock
 from infrastructure.settings import Settings
 from interfaces.bootstrap import bootstrap
-from interfaces.http import health_routes
+from interfaces.http import (
+    account_routes,
+    auth_routes,
+    dispute_routes,
+    health_routes,
+    order_routes,
+    payment_routes,
+    product_routes,
+    wallet_routes,
+)
+from interfaces.http.body_limit import BodySizeLimitMiddleware
+from interfaces.http.errors import install_error_handlers
+from interfaces.http.request_context import RequestContextMiddleware
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = bootstrap(settings)
+        container = bootstrap(settings, clock=clock)
         await container.start()
         app.state.container = container
         try:
@@ -29,5 +42,16 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    install_error_handlers(app)
+    # The last added is the outermost: the request id covers every answer, the 413 included.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(health_routes.router)
+    app.include_router(auth_routes.router)
+    app.include_router(account_routes.router)
+    app.include_router(product_routes.router)
+    app.include_router(order_routes.router)
+    app.include_router(dispute_routes.router)
+    app.include_router(payment_routes.router)
+    app.include_router(wallet_routes.router)
     return app

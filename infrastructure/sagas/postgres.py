@@ -1,0 +1,217 @@
+"""The services profile's saga store on Postgres (asyncpg), next to the event store's tables.
+
+- Timers are claimed with `SELECT … FOR UPDATE SKIP LOCKED` inside one short `UPDATE`: rows
+  another runner is claiming at that instant are skipped, not waited for. The claim is then a
+  committed lease (`claimed_by`, `claimed_until`), not a lock held while the saga step runs:
+  a transaction that holds row locks has a transaction id, and an open one would hold back the
+  event store's read watermark (`pg_snapshot_xmin`, see `infrastructure/eventstore/
+  postgres_sql.py`) for as long as the step takes, delaying every subscriber, this runner's
+  included.
+- Leadership is a session-level advisory lock (`pg_try_advisory_lock`) on a connection of its
+  own: held as long as that session lives, released by Postgres the moment the process dies or
+  its connection drops (https://www.postgresql.org/docs/15/explicit-locking.html#ADVISORY-LOCKS).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+import asyncpg
+
+from application.ports.saga_store import Timer
+
+LOCK_CLASS = 0x7361
+"""The first key of every saga-group advisory lock ("sa"); the second is the group's hash."""
+_MIGRATION_LOCK_KEY = 0x73616761  # "saga"
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE mercato_saga_checkpoints (
+        group_name  text PRIMARY KEY,
+        position    bigint NOT NULL
+    );
+    CREATE TABLE mercato_saga_timers (
+        timer_id      text PRIMARY KEY,
+        group_name    text NOT NULL,
+        saga_type     text NOT NULL,
+        saga_id       text NOT NULL,
+        tenant_id     text NOT NULL,
+        name          text NOT NULL,
+        due_at        timestamptz NOT NULL,
+        claimed_by    text,
+        claimed_until timestamptz
+    );
+    CREATE INDEX mercato_saga_timers_due ON mercato_saga_timers (group_name, due_at);
+    """,
+]
+
+_TIMER_COLUMNS = "group_name, saga_type, saga_id, tenant_id, name, due_at"
+
+_CLAIM_DUE = f"""
+WITH due AS (
+    SELECT timer_id FROM mercato_saga_timers
+    WHERE group_name = $1 AND due_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2)
+    ORDER BY due_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE mercato_saga_timers AS t SET claimed_by = $4, claimed_until = $5
+FROM due WHERE t.timer_id = due.timer_id
+RETURNING {", ".join(f"t.{column.strip()}" for column in _TIMER_COLUMNS.split(","))}
+"""
+
+_SCHEDULE = f"""
+INSERT INTO mercato_saga_timers (timer_id, {_TIMER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (timer_id) DO UPDATE SET
+    due_at = excluded.due_at,
+    claimed_by = CASE WHEN mercato_saga_timers.due_at = excluded.due_at
+                      THEN mercato_saga_timers.claimed_by END,
+    claimed_until = CASE WHEN mercato_saga_timers.due_at = excluded.due_at
+                         THEN mercato_saga_timers.claimed_until END
+"""
+
+
+class PostgresSagaStore:
+    """Implements `application.ports.saga_store.SagaStore`. Create with `connect()`."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._leaders: dict[tuple[str, str], asyncpg.Connection] = {}
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> Self:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        async with pool.acquire() as connection:
+            await migrate(connection)
+        return cls(pool, dsn)
+
+    async def close(self) -> None:
+        for group, owner in list(self._leaders):
+            self._drop_leader(group, owner)
+        await self._pool.close()
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    async def checkpoint(self, group: str) -> int:
+        position = await self._pool.fetchval(
+            "SELECT position FROM mercato_saga_checkpoints WHERE group_name = $1", group
+        )
+        return 0 if position is None else int(position)
+
+    async def save_checkpoint(self, group: str, position: int) -> None:
+        await self._pool.execute(
+            "INSERT INTO mercato_saga_checkpoints (group_name, position) VALUES ($1, $2)"
+            " ON CONFLICT (group_name) DO UPDATE"
+            " SET position = greatest(mercato_saga_checkpoints.position, excluded.position)",
+            group,
+            position,
+        )
+
+    # -- timers ------------------------------------------------------------------------------
+
+    async def schedule(self, timer: Timer) -> None:
+        await self._pool.execute(
+            _SCHEDULE,
+            timer.timer_id,
+            timer.group,
+            timer.saga_type,
+            timer.saga_id,
+            timer.tenant_id,
+            timer.name,
+            timer.due_at,
+        )
+
+    async def unschedule(self, timer_id: str) -> None:
+        await self._pool.execute("DELETE FROM mercato_saga_timers WHERE timer_id = $1", timer_id)
+
+    async def claim_due(
+        self, group: str, *, now: datetime, owner: str, limit: int, lease: timedelta
+    ) -> list[Timer]:
+        rows = await self._pool.fetch(_CLAIM_DUE, group, now, limit, owner, now + lease)
+        timers = [_timer(row) for row in rows]
+        return sorted(timers, key=lambda timer: timer.due_at)
+
+    async def complete(self, timer: Timer, *, owner: str) -> None:
+        await self._pool.execute(
+            "DELETE FROM mercato_saga_timers"
+            " WHERE timer_id = $1 AND claimed_by = $2 AND due_at = $3",
+            timer.timer_id,
+            owner,
+            timer.due_at,
+        )
+
+    # -- leadership --------------------------------------------------------------------------
+
+    async def try_lead(self, group: str, owner: str, *, lease: timedelta) -> bool:
+        """`lease` is not needed here: the lock lives exactly as long as its session."""
+        connection = self._leaders.get((group, owner))
+        if connection is not None:
+            try:
+                await connection.fetchval("SELECT 1")
+                return True
+            except Exception:
+                # The session is gone (or cannot show it is alive), and the lock with it:
+                # someone else may lead by now.
+                self._drop_leader(group, owner)
+                return False
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            acquired = await connection.fetchval(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, group
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        if not acquired:
+            await connection.close()
+            return False
+        self._leaders[(group, owner)] = connection
+        return True
+
+    async def resign(self, group: str, owner: str) -> None:
+        self._drop_leader(group, owner)
+
+    def _drop_leader(self, group: str, owner: str) -> None:
+        """End the leader's session, which releases its lock. `terminate()` rather than an
+        unlock and a polite close: a runner resigns when it is cancelled, possibly in the middle
+        of a query on this connection, and waiting on such a connection can hang."""
+        connection = self._leaders.pop((group, owner), None)
+        if connection is not None:
+            connection.terminate()
+
+
+async def migrate(connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> int:
+    """Apply the saga store's migrations this database has not seen; returns its version."""
+    await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+    try:
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS mercato_saga_schema_migrations ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = await connection.fetchval(
+            "SELECT coalesce(max(version), 0) FROM mercato_saga_schema_migrations"
+        )
+        for version, sql in enumerate(MIGRATIONS, start=1):
+            if version <= applied:
+                continue
+            async with connection.transaction():
+                await connection.execute(sql)
+                await connection.execute(
+                    "INSERT INTO mercato_saga_schema_migrations (version) VALUES ($1)", version
+                )
+        return len(MIGRATIONS)
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+
+
+def _timer(row: Any) -> Timer:
+    return Timer(
+        group=row["group_name"],
+        saga_type=row["saga_type"],
+        saga_id=row["saga_id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        due_at=row["due_at"],
+    )

@@ -1,0 +1,270 @@
+"""Helpers for the HTTP end-to-end tests: an app on a fresh data dir, and the usual calls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from application.accounts.commands import ChangeRoles
+from application.context import Actor, CommandContext
+from application.errors import AggregateNotFoundError
+from application.ports.clock import Clock
+from application.sagas.checkout import CheckoutSaga, CheckoutStatus, checkout_saga_id
+from application.sagas.escrow import EscrowSaga, EscrowSagaStatus, escrow_saga_id
+from domain.account import Role
+from infrastructure.settings import Settings, load_settings
+from interfaces.bootstrap import Container
+from interfaces.http.app import create_app
+
+PASSWORD = "correct horse battery staple"
+CHEAP_ARGON2: dict[str, Any] = {
+    "password_hash_time_cost": 1,
+    "password_hash_memory_kib": 8,
+    "password_hash_parallelism": 1,
+}
+T = TypeVar("T")
+
+
+def embedded_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return load_settings(profile="embedded", data_dir=data_dir, **(CHEAP_ARGON2 | overrides))
+
+
+@contextmanager
+def running(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    prepare: Callable[[FastAPI], None] | None = None,
+) -> Iterator[TestClient]:
+    app = create_app(settings, clock=clock)
+    if prepare is not None:
+        prepare(app)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def container_of(client: TestClient) -> Container:
+    container: Container = client.app.state.container  # type: ignore[attr-defined]
+    return container
+
+
+def call(client: TestClient, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run a coroutine function on the app's event loop (where its adapters live)."""
+    assert client.portal is not None
+    return client.portal.call(function, *args)
+
+
+def head_position(client: TestClient) -> int:
+    return call(client, container_of(client).event_store.head_position)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class User:
+    account_id: UUID
+    tenant: str
+    email: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.access_token)
+
+
+def register(
+    client: TestClient,
+    email: str,
+    *,
+    tenant: str = "acme",
+    roles: tuple[str, ...] = ("buyer",),
+    password: str = PASSWORD,
+) -> UUID:
+    response = client.post(
+        "/auth/register",
+        json={
+            "email": email,
+            "password": password,
+            "display_name": email.split("@")[0],
+            "roles": list(roles),
+        },
+        headers={"X-Tenant-ID": tenant},
+    )
+    assert response.status_code == 201, response.text
+    return UUID(response.json()["account_id"])
+
+
+def login(
+    client: TestClient, email: str, *, tenant: str = "acme", password: str = PASSWORD
+) -> User:
+    response = client.post(
+        "/auth/login",
+        json={"email": email, "password": password},
+        headers={"X-Tenant-ID": tenant},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return User(
+        account_id=UUID(body["account_id"]),
+        tenant=tenant,
+        email=email,
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+    )
+
+
+def signed_up(
+    client: TestClient, email: str, *, tenant: str = "acme", roles: tuple[str, ...] = ("buyer",)
+) -> User:
+    register(client, email, tenant=tenant, roles=roles)
+    return login(client, email, tenant=tenant)
+
+
+def promoted_to_admin(client: TestClient, user: User) -> User:
+    """Grant the admin role as the system would (an operator's command), then log in again:
+    the role change revoked the user's earlier tokens."""
+    command = ChangeRoles(account_id=user.account_id, roles=frozenset({Role.ADMIN}))
+    call(client, container_of(client).accounts.change_roles, command, system(user.tenant))
+    return login(client, user.email, tenant=user.tenant)
+
+
+def system(tenant: str) -> CommandContext:
+    return CommandContext(actor=Actor.system(tenant))
+
+
+PATIENCE = 20.0
+"""Seconds a test waits for the sagas before it fails."""
+
+
+def eventually(check: Callable[[], T | None], *, what: str, timeout: float = PATIENCE) -> T:
+    """Poll `check` until it returns something (not None), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = check()
+        if outcome is not None:
+            return outcome
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.02)
+
+
+def create_product(
+    client: TestClient,
+    creator: User,
+    *,
+    price: int = 1_000,
+    currency: str = "EUR",
+    stock: int | None = None,
+    publish: bool = True,
+) -> UUID:
+    response = client.post(
+        "/products",
+        json={
+            "title": "Night drive",
+            "description": "A synthwave track",
+            "tags": ["synthwave"],
+            "kind": "track",
+            "price": {"amount": price, "currency": currency},
+            "stock": stock,
+        },
+        headers=creator.headers,
+    )
+    assert response.status_code == 201, response.text
+    product_id = UUID(response.json()["product_id"])
+    if publish:
+        published = client.post(f"/products/{product_id}/publish", headers=creator.headers)
+        assert published.status_code == 200, published.text
+    return product_id
+
+
+def place_order(
+    client: TestClient, buyer: User, product_id: UUID, *, quantity: int = 1, key: str | None = None
+) -> UUID:
+    response = client.post(
+        "/orders",
+        json={"lines": [{"product_id": str(product_id), "quantity": quantity}]},
+        headers=buyer.headers | {"Idempotency-Key": key or uuid4().hex},
+    )
+    assert response.status_code == 201, response.text
+    return UUID(response.json()["order_id"])
+
+
+def order_status(client: TestClient, user: User, order_id: UUID) -> str:
+    response = client.get(f"/orders/{order_id}", headers=user.headers)
+    assert response.status_code == 200, response.text
+    status: str = response.json()["status"]
+    return status
+
+
+def until_order_is(client: TestClient, user: User, order_id: UUID, *statuses: str) -> str:
+    def reached() -> str | None:
+        status = order_status(client, user, order_id)
+        return status if status in statuses else None
+
+    return eventually(reached, what=f"order {order_id} is {'/'.join(statuses)}")
+
+
+def caused_by(client: TestClient, request_id: UUID, *, after: int) -> list[str]:
+    """The types of the events after `after` that the request with this id appended (its
+    request id is their correlation id); the sagas' own events, running meanwhile, are not."""
+    events = call(client, container_of(client).event_store.read_all, after, 10_000)
+    return [event.type for event in events if event.correlation_id == request_id]
+
+
+def until_sagas_rest(client: TestClient, user: User, order_id: UUID) -> None:
+    """Wait until checkout is done and the escrow waits for the buyer: the log stays still."""
+    repository = container_of(client).marketplace.repository
+
+    async def resting() -> bool:
+        try:
+            checkout = await repository.get(
+                CheckoutSaga, checkout_saga_id(order_id), tenant_id=user.tenant
+            )
+            escrow = await repository.get(
+                EscrowSaga, escrow_saga_id(order_id), tenant_id=user.tenant
+            )
+        except AggregateNotFoundError:
+            return False
+        return (
+            checkout.status == CheckoutStatus.COMPLETED
+            and escrow.status == EscrowSagaStatus.AWAITING_CONFIRMATION
+        )
+
+    eventually(lambda: call(client, resting) or None, what=f"the sagas of {order_id} rest")
+
+
+def webhooks_over_http(client: TestClient) -> list[int]:
+    """Make the payment simulator deliver its webhooks to `POST /payments/webhook`, signed,
+    instead of in-process; returns the statuses the endpoint answered, in order."""
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app), base_url="http://api")
+    statuses: list[int] = []
+
+    async def post(body: bytes, signature: str) -> None:
+        response = await http.post(
+            "/payments/webhook", content=body, headers={"Payment-Signature": signature}
+        )
+        statuses.append(response.status_code)
+        response.raise_for_status()  # the simulator retries what was not accepted
+
+    container_of(client).payment_simulator.connect(post)
+    return statuses
+
+
+def assert_the_capture_came_over_http(statuses: list[int]) -> None:
+    """The endpoint accepted the capture once. Before that it may have answered 404: the
+    provider can report on an intent before the saga has recorded the payment it opened, and,
+    like a real provider, the simulator delivers again until the webhook is accepted."""
+    assert statuses[-1] == 200, statuses
+    assert set(statuses[:-1]) <= {404}, statuses
