@@ -92,9 +92,9 @@ class AppendSettings:
     copy_rows: int | None = None
     """Rows of the COPY yardstick; default 5 x `events`; 0 skips it."""
     systems: tuple[str, ...] = SYSTEMS
-    store_writers: int = 4
+    store_writers: int = 8
     """`PostgresEventStore(writers=…)`: writer tasks grouping concurrent appends."""
-    store_max_batch_events: int = 5000
+    store_max_batch_events: int = 500
     """`PostgresEventStore(max_batch_events=…)`: events one grouped statement may carry."""
     store_pool_size: int = 16
     """`PostgresEventStore.connect(max_size=…)`."""
@@ -670,8 +670,8 @@ async def run_append_benchmark(
     payload_bytes: int = 200,
     copy_rows: int | None = None,
     systems: Sequence[str] = SYSTEMS,
-    store_writers: int = 4,
-    store_max_batch_events: int = 5000,
+    store_writers: int = 8,
+    store_max_batch_events: int = 500,
     store_pool_size: int = 16,
     checkpoint: bool = True,
     results_dir: Path | None = None,

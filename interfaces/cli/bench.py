@@ -183,14 +183,14 @@ def append(
             help="PostgresEventStore(writers=…): writer tasks that group concurrent appends.",
             min=1,
         ),
-    ] = 4,
+    ] = 8,
     store_max_batch_events: Annotated[
         int,
         typer.Option(
             help="PostgresEventStore(max_batch_events=…): most events one grouped statement takes.",
             min=1,
         ),
-    ] = 5000,
+    ] = 500,
     store_pool_size: Annotated[
         int,
         typer.Option(help="Connections of the Mercato store's pool (connect(max_size=…)).", min=1),
