@@ -19,9 +19,9 @@ from application.commerce.process_commands import (
 from application.commerce.results import CommandResult
 from application.commerce.services import Services
 from application.context import CommandContext
-from domain.errors import Conflict
+from domain.errors import Conflict, IllegalTransition
 from domain.ids import payment_id_for
-from domain.order import Order
+from domain.order import Order, OrderStatus
 from domain.payment import Outcome, Payment
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ async def request_payment(
     order = await services.load(Order, command.order_id, context)
     payment = await services.find(Payment, payment_id_for(order.id), context)
     if payment is None:
+        if order.status is not OrderStatus.STOCK_RESERVED:
+            # Say, cancelled by the buyer a moment ago: never ask anyone to pay for it.
+            raise IllegalTransition("Order", order.id, order.status, "request payment")
         intent_id = await services.gateway.create_intent(
             tenant_id=context.tenant_id, order_id=order.id, amount=order.total
         )

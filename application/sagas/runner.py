@@ -164,9 +164,14 @@ class SagaRunner:
                     async with self._locks.hold(saga_input.saga_id):
                         await self._driver.receive(saga_input)
 
-        async with asyncio.TaskGroup() as tasks:
-            for inputs in by_saga.values():
-                tasks.create_task(feed(inputs))
+        # Every saga of the batch gets its turn even if one fails (a provider outage, say):
+        # the batch is then retried, and the sagas that moved on find their inputs seen.
+        outcomes = await asyncio.gather(
+            *(feed(inputs) for inputs in by_saga.values()), return_exceptions=True
+        )
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            raise failures[0]
 
     # -- timers ----------------------------------------------------------------------------
 

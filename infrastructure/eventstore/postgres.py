@@ -44,8 +44,9 @@ logger = logging.getLogger(__name__)
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 _MAX_INT64 = (1 << 63) - 1
-_FIRST_RETRY_DELAY = 0.002
+_FIRST_RETRY_DELAY = 0.001
 _MAX_RETRY_DELAY = 0.1
+_MAX_FINALITY_WAIT = 5.0
 
 # Errors that mean "the server could not be reached or went away": worth retrying when nothing
 # was sent yet (connecting), fatal to a write in flight (its outcome is unknown).
@@ -207,10 +208,33 @@ class PostgresEventStore:
                 pending.future.set_exception(failure)
             return
         if rows:
+            await self._wait_until_final(max(row["position"] for row in rows))
             self._appended.set()
             self._appended.clear()
             self._notify_wanted.set()
         await self._settle(batch, rows)
+
+    async def _wait_until_final(self, position: int) -> None:
+        """Acknowledge an append only once readers can see it: a transaction with a lower id
+        that is still running (any writer in the cluster) keeps our events below the read
+        watermark for a moment. Waiting here means a returned position is at once readable by
+        `read_all` and reachable by every subscriber (read-your-writes on the global log).
+        Bounded: past the bound the events are committed anyway, only not yet final."""
+        if not self._safe:
+            return
+        delay, waited = _FIRST_RETRY_DELAY, 0.0
+        while not await self._pool.fetchval(sql.IS_FINAL, position):
+            if waited >= _MAX_FINALITY_WAIT:
+                logger.warning(
+                    "position %d is committed but still not final after %.1fs: a long-running "
+                    "transaction is holding back the read watermark",
+                    position,
+                    waited,
+                )
+                return
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, _MAX_RETRY_DELAY)
 
     async def _settle(self, batch: list[_PendingAppend], rows: list[asyncpg.Record]) -> None:
         by_append: dict[int, list[tuple[int, int]]] = {}
@@ -358,13 +382,17 @@ class PostgresEventStore:
                 if await self._pool.fetchval(sql.SELECT_ANY_AFTER, position):
                     # Committed but not yet final: an older transaction is still open. Look
                     # again soon (backing off) rather than wait for the next append.
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                    # cancellation (cpython #86296) and a cancelled subscriber would hang.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), retry_delay)
+                        async with asyncio.timeout(retry_delay):
+                            await wake.wait()
                     retry_delay = min(retry_delay * 2, _MAX_RETRY_DELAY)
                     continue
                 retry_delay = _FIRST_RETRY_DELAY
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self._poll_interval)
+                    async with asyncio.timeout(self._poll_interval):
+                        await wake.wait()
         finally:
             local.cancel()
             with contextlib.suppress(Exception):

@@ -127,6 +127,8 @@ def select_head(*, safe: bool) -> str:
     return f"SELECT coalesce(max(position), 0) FROM mercato_events {watermark}"
 
 
+IS_FINAL = f"SELECT $1::bigint < {SAFE_WATERMARK}"
+
 SELECT_ANY_AFTER = "SELECT EXISTS (SELECT 1 FROM mercato_events WHERE position > $1)"
 
 COUNT_BETWEEN = "SELECT count(*) FROM mercato_events WHERE position > $1 AND position <= $2"

@@ -256,8 +256,11 @@ class SqliteEventStore:
             # A short batch holds every matching event up to `head` (both come from one read
             # transaction), so a filtered subscriber can skip the events that did not match.
             position = max(position, head)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation (cpython #86296) and a cancelled subscriber would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(appended.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await appended.wait()
 
     # -- threads and connections -------------------------------------------------------------
 

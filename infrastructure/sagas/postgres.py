@@ -79,6 +79,8 @@ class PostgresSagaStore:
         self._pool = pool
         self._dsn = dsn
         self._leaders: dict[tuple[str, str], asyncpg.Connection] = {}
+        self._candidates: dict[tuple[str, str], asyncpg.Connection] = {}
+        """Sessions of standby runners, kept between attempts rather than reopened each time."""
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> Self:
@@ -90,6 +92,9 @@ class PostgresSagaStore:
     async def close(self) -> None:
         for group, owner in list(self._leaders):
             self._drop_leader(group, owner)
+        for connection in self._candidates.values():
+            connection.terminate()
+        self._candidates.clear()
         await self._pool.close()
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -156,22 +161,27 @@ class PostgresSagaStore:
                 # someone else may lead by now.
                 self._drop_leader(group, owner)
                 return False
-        connection = await asyncpg.connect(self._dsn)
+        connection = self._candidates.pop((group, owner), None)
+        if connection is None or connection.is_closed():
+            connection = await asyncpg.connect(self._dsn)
         try:
             acquired = await connection.fetchval(
                 "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, group
             )
         except BaseException:
-            await connection.close()
+            connection.terminate()
             raise
-        if not acquired:
-            await connection.close()
-            return False
-        self._leaders[(group, owner)] = connection
-        return True
+        if acquired:
+            self._leaders[(group, owner)] = connection
+        else:
+            self._candidates[(group, owner)] = connection
+        return bool(acquired)
 
     async def resign(self, group: str, owner: str) -> None:
         self._drop_leader(group, owner)
+        candidate = self._candidates.pop((group, owner), None)
+        if candidate is not None:
+            candidate.terminate()
 
     def _drop_leader(self, group: str, owner: str) -> None:
         """End the leader's session, which releases its lock. `terminate()` rather than an

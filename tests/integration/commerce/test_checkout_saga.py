@@ -90,6 +90,7 @@ async def test_an_order_unpaid_at_its_deadline_is_cancelled_once_the_clock_passe
 
     assert order.cancellation_reason == "the payment deadline passed"
     assert (await shop.get_product(product)).available == 1
+    assert (await shop.money())["EUR"].received == 0
 
 
 async def test_a_capture_arriving_after_the_deadline_is_refunded_through_the_provider(
@@ -141,6 +142,7 @@ async def test_a_stale_failure_delivered_after_the_capture_is_ignored(shop: Shop
     payment = await shop.get(Payment, payment_id_for(order_id))
     assert payment.status is PaymentStatus.CAPTURED
     assert await shop.events_of(payment_id_for(order_id)) == ["IntentCreated", "Captured"]
+    assert (await shop.money())["EUR"].in_escrow == PRICE
 
 
 async def test_captures_of_two_orders_arriving_in_reverse_order_confirm_both(shop: Shop) -> None:
@@ -176,6 +178,21 @@ async def test_a_buyer_who_cancels_before_paying_gets_the_stock_back(shop: Shop)
     assert "cancel-order" not in saga.done
     assert (await shop.get_product(product)).available == 2
     assert (await shop.order(order_id)).cancellation_reason == "changed my mind"
+    assert (await shop.money())["EUR"].received == 0
+
+
+async def test_a_checkout_waits_out_a_provider_outage_and_then_goes_through(shop: Shop) -> None:
+    shop.psp.unavailable = True
+    product = await shop.product()
+    order_id = await shop.place(shop.buyer(), (product, 1))
+    await shop.until_order(order_id, OrderStatus.STOCK_RESERVED)
+
+    shop.psp.unavailable = False
+
+    await shop.until_order(order_id, OrderStatus.DELIVERED)
+    assert len(shop.psp.intents) == 1
+    assert (await shop.checkout(order_id)).refusals == ()
+    assert (await shop.money())["EUR"].in_escrow == PRICE
 
 
 async def _refunded_payment(shop: Shop, order_id: UUID) -> Payment | None:

@@ -120,6 +120,7 @@ async def test_an_admin_cannot_resolve_an_escrow_nobody_disputed(shop: Shop) -> 
 
     with pytest.raises(IllegalTransition):
         await shop.send(ResolveDispute(order_id=order_id, resolution=Resolution.REFUND), shop.admin)
+    assert (await shop.money())["EUR"].in_escrow == TOTAL
 
 
 async def test_a_seller_can_pay_out_what_the_wallet_holds_and_no_more(shop: Shop) -> None:

@@ -140,6 +140,7 @@ async def test_a_runner_killed_while_a_deadline_fires_leaves_it_to_the_next_runn
     assert Counter(await shop.events_of(order_id))["Cancelled"] == 1
     assert Counter(await shop.events_of(product))["StockReleased"] == 1
     assert (await shop.get_product(product)).available == 1
+    assert (await shop.money())["EUR"].received == 0
 
 
 async def test_two_runners_side_by_side_take_every_step_once_and_survive_the_leaders_death(
@@ -171,6 +172,7 @@ async def test_two_runners_side_by_side_take_every_step_once_and_survive_the_lea
         assert saga_events.count("StepCompleted") == len((await shop.checkout(order_id)).done)
     assert Counter(await shop.events_of(product))["StockReserved"] == 8
     assert len(shop.psp.intents) == 8
+    assert (await shop.money())["EUR"].in_escrow == 8 * PRICE
 
 
 async def test_a_saga_deciding_otherwise_after_a_crash_is_not_stuck_on_its_lost_decision(
@@ -211,6 +213,7 @@ async def test_a_saga_deciding_otherwise_after_a_crash_is_not_stuck_on_its_lost_
     assert (saga.status, saga.compensation_reason) == ("cancelled", "payment failed: card declined")
     assert Counter(await shop.events_of(order_id))["Cancelled"] == 1
     assert (await shop.get_product(product)).available == 1
+    assert (await shop.money())["EUR"].received == 0
 
 
 def driver(shop: Shop, bus: CommandBus) -> SagaDriver:

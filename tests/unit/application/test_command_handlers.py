@@ -24,7 +24,7 @@ from application.commerce.commands import (
     UpdateProduct,
 )
 from application.commerce.marketplace import Marketplace
-from application.commerce.process_commands import ReserveStock
+from application.commerce.process_commands import MarkStockReserved, RequestPayment, ReserveStock
 from application.commerce.results import CommandResult
 from application.commerce.services import Services
 from application.context import Actor, CommandContext
@@ -315,12 +315,27 @@ async def an_intent(marketplace: Marketplace) -> tuple[UUID, PaymentSimulator]:
     assert isinstance(psp, PaymentSimulator)
     product_id = await published_product(marketplace)
     order_id = UUID((await send(marketplace, an_order(product_id), BUYER)).stream_id)
-    from application.commerce.process_commands import RequestPayment
-
-    await marketplace.dispatch(
-        RequestPayment(order_id=order_id), CommandContext(Actor.system(TENANT))
-    )
+    system = CommandContext(Actor.system(TENANT))
+    await marketplace.dispatch(MarkStockReserved(order_id=order_id), system)
+    await marketplace.dispatch(RequestPayment(order_id=order_id), system)
     return order_id, psp
+
+
+async def test_no_payment_is_requested_for_an_order_cancelled_meanwhile(
+    marketplace: Marketplace,
+) -> None:
+    product_id = await published_product(marketplace)
+    order_id = UUID((await send(marketplace, an_order(product_id), BUYER)).stream_id)
+    system = CommandContext(Actor.system(TENANT))
+    await marketplace.dispatch(MarkStockReserved(order_id=order_id), system)
+    await send(marketplace, CancelOrder(order_id=order_id), BUYER)
+
+    with pytest.raises(IllegalTransition):
+        await marketplace.dispatch(RequestPayment(order_id=order_id), system)
+
+    psp = marketplace.gateway
+    assert isinstance(psp, PaymentSimulator)
+    assert psp.intents == {}
 
 
 async def test_the_same_webhook_twice_records_the_capture_once(marketplace: Marketplace) -> None:
