@@ -4,7 +4,7 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import pytest
@@ -16,11 +16,13 @@ from application.ports.event_store import (
     NO_STREAM,
     ConcurrencyError,
     EventMetadata,
+    EventStore,
     Idempotency,
     NewEvent,
     RecordedEvent,
 )
 from application.repository import Repository
+from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.eventstore.sqlite import SqliteEventStore
 
 pytestmark = pytest.mark.integration
@@ -60,27 +62,40 @@ class Playlist(Aggregate):
         self.name = name
 
 
-class CountingStore(SqliteEventStore):
-    """Counts the events the repository reads, to prove a snapshot shortened the replay."""
+class CountingStore:
+    """Wraps any event store and counts the events the repository reads, to prove a snapshot
+    shortened the replay."""
 
-    events_read = 0
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+        self.events_read = 0
 
     async def read_stream(self, stream_id: str, **bounds: Any) -> list[RecordedEvent]:
-        events = await super().read_stream(stream_id, **bounds)
+        events = await self.inner.read_stream(stream_id, **bounds)
         self.events_read += len(events)
         return events
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
-    store = await CountingStore.open(tmp_path / "events.sqlite3")
-    yield store
-    await store.close()
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_dsn: str
+) -> AsyncIterator[CountingStore]:
+    """The repository's behaviour on both event stores (the Postgres one on this run's DB)."""
+    inner: EventStore
+    if request.param == "sqlite":
+        inner = await SqliteEventStore.open(tmp_path / "events.sqlite3")
+    else:
+        inner = await PostgresEventStore.connect(postgres_dsn, min_size=1, max_size=4)
+    yield CountingStore(inner)
+    await inner.close()
 
 
 @pytest.fixture
 def repository(store: CountingStore) -> Repository:
-    return Repository(store, snapshot_intervals={Track: 3})
+    return Repository(cast(EventStore, store), snapshot_intervals={Track: 3})
 
 
 @pytest.fixture
