@@ -283,7 +283,9 @@ class PostgresEventStore:
         )
         if row is None:
             return None
-        if row["fingerprint"] != pending.fingerprint or row["stream_id"] != pending.stream_id:
+        # The fingerprint alone decides: a retried "create" command makes a new aggregate id
+        # (another stream) yet is the same request; the default fingerprint covers the stream.
+        if row["fingerprint"] != pending.fingerprint:
             raise IdempotencyKeyReusedError(pending.idempotency.key)
         return _result_from_key_row(row)
 

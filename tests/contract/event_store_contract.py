@@ -317,6 +317,24 @@ class EventStoreContract:
             other = Idempotency(key, fingerprint="command-2")
             await store.append(stream, [new_event()], ANY, metadata=metadata, idempotency=other)
 
+    async def test_a_retried_create_is_replayed_though_it_made_a_new_stream_id(
+        self, store: EventStore, metadata: EventMetadata
+    ) -> None:
+        # A retried "create" command mints a fresh aggregate id; its fingerprint says it is
+        # the same request, so it gets the first result and no second aggregate exists.
+        same = Idempotency(unique("key"), fingerprint="create-command")
+        first = await store.append(
+            unique("stream"), [new_event()], NO_STREAM, metadata=metadata, idempotency=same
+        )
+        retry_stream = unique("stream")
+
+        retried = await store.append(
+            retry_stream, [new_event()], NO_STREAM, metadata=metadata, idempotency=same
+        )
+
+        assert retried.replayed and retried.stream_id == first.stream_id
+        assert await store.read_stream(retry_stream) == []
+
     async def test_a_retry_is_replayed_even_though_its_expected_version_is_now_stale(
         self, store: EventStore, stream: str, metadata: EventMetadata
     ) -> None:
