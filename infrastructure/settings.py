@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_JWT_SECRET_LENGTH = 32
+MIN_WEBHOOK_SECRET_LENGTH = 32
 DEVELOPMENT_JWT_SECRET = "development-only-secret-never-use-in-production"
 
 
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
         default=timedelta(days=7),
         description="How long a refresh token is accepted; each refresh issues a new one.",
     )
+    payment_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "The payment simulator's webhook signing key, the same in every process of a "
+            "deployment. Empty: derived from the JWT secret."
+        ),
+    )
     password_hash_time_cost: int = Field(default=3, ge=1, le=20)
     password_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
     password_hash_parallelism: int = Field(default=4, ge=1, le=64)
@@ -61,6 +69,27 @@ class Settings(BaseSettings):
     )
     max_request_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+    )
+
+    payment_timeout: timedelta = Field(
+        default=timedelta(minutes=15),
+        description=(
+            "From placing an order to the capture of its payment; then the checkout saga "
+            "cancels the order (seconds, or ISO 8601 like PT15M)."
+        ),
+    )
+    dispute_window: timedelta = Field(
+        default=timedelta(hours=72),
+        description=(
+            "From delivery to the automatic release of escrow, unless the buyer confirms or "
+            "disputes first (seconds, or ISO 8601 like P3D)."
+        ),
+    )
+    platform_fee_bps: int = Field(
+        default=1_000,
+        ge=0,
+        le=10_000,
+        description="The platform's cut of every sale, in basis points (1000 = 10 %).",
     )
 
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -87,11 +116,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return upper
 
-    @field_validator("access_token_ttl", "refresh_token_ttl", mode="before")
+    @field_validator(
+        "access_token_ttl", "refresh_token_ttl", "payment_timeout", "dispute_window", mode="before"
+    )
     @classmethod
     def _seconds_as_duration(cls, value: object) -> object:
         # An environment variable is text: "900" means seconds, as an int would.
         return int(value) if isinstance(value, str) and value.isdigit() else value
+
+    @field_validator("payment_timeout", "dispute_window")
+    @classmethod
+    def _positive_deadline(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
 
     @field_validator("postgres_dsn")
     @classmethod
@@ -135,6 +173,17 @@ class Settings(BaseSettings):
                     f"MERCATO_JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters "
                     f"outside development (it has {len(secret)})"
                 )
+        webhook_secret = self.payment_webhook_secret.get_secret_value()
+        if (
+            self.environment is not Environment.DEVELOPMENT
+            and webhook_secret
+            and len(webhook_secret) < MIN_WEBHOOK_SECRET_LENGTH
+        ):
+            raise ValueError(
+                f"MERCATO_PAYMENT_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_LENGTH} "
+                f"characters outside development (it has {len(webhook_secret)}); "
+                f"leave it empty to derive it from MERCATO_JWT_SECRET"
+            )
         if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
             raise ValueError(
                 "MERCATO_PASSWORD_HASH_MEMORY_KIB must be at least 8 x "

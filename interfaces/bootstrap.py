@@ -18,9 +18,11 @@ from application.accounts.service import Accounts
 from application.commerce.marketplace import Marketplace
 from application.ports.clock import Clock, SystemClock
 from application.ports.event_store import EventStore
+from application.ports.payment_gateway import PaymentGateway
 from application.ports.saga_store import SagaStore
 from application.repository import Repository
 from application.sagas.cancellation import cancel_and_wait
+from application.sagas.policy import SagaPolicy
 from infrastructure import health
 from infrastructure.auth.passwords import Argon2PasswordHasher
 from infrastructure.auth.tokens import JwtTokenCodec
@@ -79,7 +81,7 @@ class Container:
         saga_store = await _open_saga_store(self.settings)
         self._closers.append(saga_store.close)
         payments = PaymentSimulator(self.clock, secret=_webhook_secret(self.settings))
-        self._marketplace = Marketplace(store, saga_store, payments, self.clock)
+        self._marketplace = _marketplace(self.settings, store, saga_store, payments, self.clock)
         payments.connect(self._marketplace.webhooks.handle)
         await payments.start()
         self._closers.append(payments.close)
@@ -100,6 +102,29 @@ class Container:
 def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
     """Wire the adapters of `settings.profile`; opens nothing until `start()`."""
     return Container(settings=settings, probes=_probes(settings), clock=clock or SystemClock())
+
+
+def _saga_policy(settings: Settings) -> SagaPolicy:
+    return SagaPolicy(
+        payment_timeout=settings.payment_timeout, dispute_window=settings.dispute_window
+    )
+
+
+def _marketplace(
+    settings: Settings,
+    store: EventStore,
+    saga_store: SagaStore,
+    payments: PaymentGateway,
+    clock: Clock,
+) -> Marketplace:
+    return Marketplace(
+        store,
+        saga_store,
+        payments,
+        clock,
+        policy=_saga_policy(settings),
+        platform_fee_bps=settings.platform_fee_bps,
+    )
 
 
 def _accounts(
@@ -147,8 +172,12 @@ async def _open_saga_store(settings: Settings) -> SagaStore:
 
 def _webhook_secret(settings: Settings) -> bytes:
     """The simulator's webhook signing key, the same in every process of a deployment (the
-    API verifies webhooks for intents a saga worker created). Derived from the JWT secret
-    with its own label, so neither key reveals the other."""
+    API verifies webhooks for intents a saga worker created): MERCATO_PAYMENT_WEBHOOK_SECRET,
+    or, when that is empty, derived from the JWT secret with its own label, so neither key
+    reveals the other."""
+    configured = settings.payment_webhook_secret.get_secret_value()
+    if configured:
+        return configured.encode()
     jwt_secret = settings.jwt_secret.get_secret_value().encode()
     return hmac.new(jwt_secret, b"mercato payment simulator webhooks", hashlib.sha256).digest()
 

@@ -71,6 +71,16 @@ class _PendingAppend:
     fingerprint: str
     future: asyncio.Future[AppendResult] = field(repr=False)
 
+    def resolve(self, result: AppendResult) -> None:
+        # The caller may have been cancelled (client gone, SIGTERM) while its append was in a
+        # batch: its events may still be stored, but nobody is waiting for the answer.
+        if not self.future.done():
+            self.future.set_result(result)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
     @property
     def expected_as_int(self) -> int:
         if self.expected == ANY:
@@ -169,8 +179,7 @@ class PostgresEventStore:
             except Exception as error:  # never let one batch kill the writer
                 logger.exception("event store writer failed a batch")
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
+                    pending.fail(error)
 
     def _fill_batch(self, batch: list[_PendingAppend], carried: list[_PendingAppend]) -> None:
         """Add waiting appends to `batch`, at most one per stream: a second append to the same
@@ -205,7 +214,7 @@ class PostgresEventStore:
                 f"retry with the same idempotency key ({type(error).__name__}: {error})"
             )
             for pending in batch:
-                pending.future.set_exception(failure)
+                pending.fail(failure)
             return
         if rows:
             await self._wait_until_final(max(row["position"] for row in rows))
@@ -247,7 +256,7 @@ class PostgresEventStore:
         for index, pending in enumerate(batch):
             stored = sorted(by_append.get(index, ()))
             if stored:
-                pending.future.set_result(
+                pending.resolve(
                     AppendResult(
                         pending.stream_id, stored[-1][1], tuple(position for position, _ in stored)
                     )
@@ -261,14 +270,12 @@ class PostgresEventStore:
             if pending.idempotency is not None:
                 earlier = await self._stored_result(pending)
                 if earlier is not None:
-                    pending.future.set_result(earlier)
+                    pending.resolve(earlier)
                     return
             actual = await self.stream_version(pending.stream_id)
-            pending.future.set_exception(
-                ConcurrencyError(pending.stream_id, pending.expected, actual)
-            )
+            pending.fail(ConcurrencyError(pending.stream_id, pending.expected, actual))
         except Exception as error:
-            pending.future.set_exception(error)
+            pending.fail(error)
 
     async def _settle_race(self, pending: _PendingAppend) -> None:
         if pending.expected == ANY and pending.idempotency is None:
@@ -456,7 +463,7 @@ class PostgresEventStore:
         await asyncio.gather(*tasks, return_exceptions=True)
         while not self._queue.empty():
             pending = self._queue.get_nowait()
-            pending.future.set_exception(EventStoreUnavailableError("the event store closed"))
+            pending.fail(EventStoreUnavailableError("the event store closed"))
         await self._pool.close()
 
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infrastructure.settings import Settings, SettingsError, load_settings
-from interfaces.cli import bench
+from interfaces.cli import bench, worker
 
 app = typer.Typer(
     name="mercato",
@@ -23,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(bench.app, name="bench")
+app.add_typer(worker.app, name="worker")
 
 err_console = Console(stderr=True)
 

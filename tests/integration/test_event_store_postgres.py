@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from application.ports.event_store import EventStore, EventStoreUnavailableError
+from application.ports.event_store import (
+    NO_STREAM,
+    EventMetadata,
+    EventStore,
+    EventStoreUnavailableError,
+    NewEvent,
+)
 from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.eventstore.postgres_migrations import MIGRATIONS
 from tests.contract.event_store_contract import EventStoreContract
@@ -55,3 +63,25 @@ async def test_an_unknown_database_fails_at_once_naming_it(postgres_admin_dsn: s
     dsn = postgres_admin_dsn.rsplit("/", 1)[0] + "/no_such_database_here"
     with pytest.raises(EventStoreUnavailableError, match="no_such_database_here"):
         await PostgresEventStore.connect(dsn, connect_timeout=30)
+
+
+async def test_a_cancelled_append_does_not_fail_the_others_of_its_batch(
+    postgres_dsn: str,
+) -> None:
+    store = await PostgresEventStore.connect(postgres_dsn, min_size=1, max_size=4, writers=1)
+    metadata = EventMetadata(tenant_id="cancelled-append")
+    try:
+        appends = [
+            asyncio.create_task(
+                store.append(
+                    f"cancel-{uuid.uuid4()}", [NewEvent("E", b"{}")], NO_STREAM, metadata=metadata
+                )
+            )
+            for _ in range(20)
+        ]
+        await asyncio.sleep(0.001)  # the writer has taken a batch and is waiting on Postgres
+        appends[0].cancel()
+        results = await asyncio.gather(*appends[1:])
+        assert all(result.stream_version == 1 for result in results)
+    finally:
+        await store.close()

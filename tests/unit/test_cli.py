@@ -13,11 +13,13 @@ runner = CliRunner()
 def test_mercato_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("serve", "settings", "bench"):
+    for command in ("serve", "settings", "bench", "worker"):
         assert command in result.output
 
 
-@pytest.mark.parametrize("command", ["serve", "settings", "bench", "bench append"])
+@pytest.mark.parametrize(
+    "command", ["serve", "settings", "bench", "bench append", "worker", "worker sagas"]
+)
 def test_every_command_explains_itself(command: str) -> None:
     result = runner.invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0
