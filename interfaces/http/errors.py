@@ -9,7 +9,6 @@
 | `Forbidden` (`MissingRole`, `NotOwner`) | 403 |
 | `AggregateNotFoundError` (also another tenant's aggregate) | 404 |
 | `Conflict` (`IllegalTransition`, `InsufficientStock`, email taken), `ConcurrencyError` | 409 |
-| `ConcurrencyError` on a request with `If-Match` (RFC 9110 §13.1.1) | 412 |
 | `InvalidWebhookError` (bad or missing signature, stale, malformed) | 400 |
 | a body over the size limit (`body_limit`) | 413 |
 | Starlette's `HTTPException` (unknown path 404, wrong method 405…) | its own |
@@ -80,8 +79,6 @@ def status_of(error: Exception) -> int:
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
     status = status_of(error)
-    if isinstance(error, ConcurrencyError) and request.headers.get("if-match", "*") != "*":
-        status = 412  # the precondition the client set failed; it did not lose a race
     code = _snake_case(type(error).__name__)
     if status == 422:
         return _unprocessable(_location(error), str(error), code)

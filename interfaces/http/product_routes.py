@@ -35,7 +35,7 @@ from interfaces.http.views import ProductView
 router = APIRouter(prefix="/products", tags=["products"])
 
 Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)]
-ERRORS = error_responses(401, 403, 404, 409, 412)
+ERRORS = error_responses(401, 403, 404, 409)
 
 
 class CreateProductRequest(RequestBody):
@@ -103,7 +103,7 @@ async def update_product(
     context: CommandContextDep,
     response: Response,
 ) -> ProductAccepted:
-    """Change a product's title, description or tags (owner only); 412 if `If-Match` is stale."""
+    """Change a product's title, description or tags (owner only); 409 if `If-Match` is stale."""
     current = await marketplace.repository.get(Product, product_id, tenant_id=context.tenant_id)
     changes = body.model_dump(exclude_none=True)
     command = UpdateProduct(

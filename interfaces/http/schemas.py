@@ -40,7 +40,6 @@ _MEANINGS = {
     403: "The caller may not do this.",
     404: "No such resource in the caller's tenant.",
     409: "The resource's current state or version refuses the command.",
-    412: "The resource changed since the version named by If-Match.",
     413: "The request body is over the size limit.",
     502: "The payment provider failed.",
 }

@@ -410,7 +410,7 @@ CASES = [
         "an edit with a stale If-Match",
         "PATCH",
         "/products/{product}",
-        412,
+        409,
         {"title": "x"},
         token="creator",
         headers={"If-Match": '"1"'},

@@ -140,7 +140,7 @@ def test_an_edit_based_on_a_stale_etag_fails_its_precondition(
         headers=creator.headers | {"If-Match": '"1"'},
     )
 
-    assert response.status_code == 412
+    assert response.status_code == 409
     assert response.json()["code"] == "concurrency_error"
     assert head_position(client) == position
 
