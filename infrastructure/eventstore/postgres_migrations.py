@@ -48,29 +48,37 @@ MIGRATIONS: list[str] = [
 # Any constant shared by every Mercato process that migrates this database.
 _MIGRATION_LOCK_KEY = 0x6D657263  # "merc"
 
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
-async def migrate(connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> int:
-    """Apply the migrations this database has not seen yet; returns the schema version.
 
-    An advisory lock makes concurrent starts (several API workers) take turns.
+async def migrate(connection: Connection) -> int:
+    """Apply the event store's migrations this database has not seen; returns its version."""
+    return await apply_migrations(
+        connection, MIGRATIONS, table="mercato_schema_migrations", lock_key=_MIGRATION_LOCK_KEY
+    )
+
+
+async def apply_migrations(
+    connection: Connection, migrations: list[str], *, table: str, lock_key: int
+) -> int:
+    """Apply, in order, the migrations not yet recorded in `table`; returns the schema version.
+
+    An advisory lock makes concurrent starts (several API workers) take turns; each migration
+    runs in one transaction with its record. `table` is a constant of the caller's, never input.
     """
-    await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+    await connection.execute("SELECT pg_advisory_lock($1)", lock_key)
     try:
         await connection.execute(
-            "CREATE TABLE IF NOT EXISTS mercato_schema_migrations ("
+            f"CREATE TABLE IF NOT EXISTS {table} ("
             " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        applied = await connection.fetchval(
-            "SELECT coalesce(max(version), 0) FROM mercato_schema_migrations"
-        )
-        for version, sql in enumerate(MIGRATIONS, start=1):
+        applied = await connection.fetchval(f"SELECT coalesce(max(version), 0) FROM {table}")
+        for version, sql in enumerate(migrations, start=1):
             if version <= applied:
                 continue
             async with connection.transaction():
                 await connection.execute(sql)
-                await connection.execute(
-                    "INSERT INTO mercato_schema_migrations (version) VALUES ($1)", version
-                )
-        return len(MIGRATIONS)
+                await connection.execute(f"INSERT INTO {table} (version) VALUES ($1)", version)
+        return len(migrations)
     finally:
-        await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+        await connection.execute("SELECT pg_advisory_unlock($1)", lock_key)

@@ -20,6 +20,7 @@ from typing import Any, Self
 import asyncpg
 
 from application.ports.saga_store import Timer
+from infrastructure.eventstore.postgres_migrations import apply_migrations
 
 LOCK_CLASS = 0x7361
 """The first key of every saga-group advisory lock ("sa"); the second is the group's hash."""
@@ -194,26 +195,12 @@ class PostgresSagaStore:
 
 async def migrate(connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> int:
     """Apply the saga store's migrations this database has not seen; returns its version."""
-    await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
-    try:
-        await connection.execute(
-            "CREATE TABLE IF NOT EXISTS mercato_saga_schema_migrations ("
-            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        applied = await connection.fetchval(
-            "SELECT coalesce(max(version), 0) FROM mercato_saga_schema_migrations"
-        )
-        for version, sql in enumerate(MIGRATIONS, start=1):
-            if version <= applied:
-                continue
-            async with connection.transaction():
-                await connection.execute(sql)
-                await connection.execute(
-                    "INSERT INTO mercato_saga_schema_migrations (version) VALUES ($1)", version
-                )
-        return len(MIGRATIONS)
-    finally:
-        await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+    return await apply_migrations(
+        connection,
+        MIGRATIONS,
+        table="mercato_saga_schema_migrations",
+        lock_key=_MIGRATION_LOCK_KEY,
+    )
 
 
 def _timer(row: Any) -> Timer:
