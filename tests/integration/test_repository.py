@@ -8,8 +8,7 @@ from typing import Any, cast
 from uuid import uuid4
 
 import pytest
-from eventsourcing.domain import Aggregate, event
-from eventsourcing.utils import get_topic
+from eventsourcing.domain import Aggregate
 
 from application.errors import AggregateNotFoundError
 from application.ports.event_store import (
@@ -18,43 +17,14 @@ from application.ports.event_store import (
     EventMetadata,
     EventStore,
     Idempotency,
-    NewEvent,
     RecordedEvent,
 )
 from application.repository import Repository
 from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.eventstore.sqlite import SqliteEventStore
+from tests.versioned_track import Track, v1_track_created
 
 pytestmark = pytest.mark.integration
-
-
-class Track(Aggregate):
-    """Version 2: tracks gained a currency; version 1 prices were all in euros."""
-
-    class_version = 2
-
-    def __init__(self, title: str, price_cents: int, currency: str) -> None:
-        self.title = title
-        self.price_cents = price_cents
-        self.currency = currency
-
-    class Created(Aggregate.Created):
-        class_version = 2
-        title: str
-        price_cents: int
-        currency: str
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["currency"] = "EUR"
-
-    @staticmethod
-    def upcast_v1_v2(state: dict[str, Any]) -> None:
-        state["currency"] = "EUR"
-
-    @event("Repriced")
-    def reprice(self, price_cents: int) -> None:
-        self.price_cents = price_cents
 
 
 class Playlist(Aggregate):
@@ -240,12 +210,7 @@ async def test_an_old_v1_event_stored_raw_is_upcast_into_the_v2_class(
     repository: Repository, store: CountingStore, metadata: EventMetadata
 ) -> None:
     track_id = uuid4()
-    v1_payload = (
-        '{"timestamp":{"_type_":"datetime_iso","_data_":"2024-01-02T03:04:05+00:00"},'
-        f'"originator_topic":"{get_topic(Track)}","title":"Loops","price_cents":900}}'
-    )
-    v1_created = NewEvent(get_topic(Track.Created), v1_payload.encode(), schema_version=1)
-    await store.append(str(track_id), [v1_created], NO_STREAM, metadata=metadata)
+    await store.append(str(track_id), [v1_track_created()], NO_STREAM, metadata=metadata)
 
     track = await repository.get(Track, track_id, tenant_id=metadata.tenant_id)
 

@@ -13,6 +13,7 @@ from eventsourcing.utils import get_topic
 
 from application.ports.event_store import NewEvent, RecordedEvent
 from application.serialization import EventSerializer
+from tests.versioned_track import Track, v1_track_created
 
 pytestmark = pytest.mark.unit
 
@@ -30,31 +31,6 @@ class Wallet(Aggregate):
         self.balance += amount
         self.last_reference = reference
         self.last_credited_at = at
-
-
-class Listing(Aggregate):
-    """Version 2: listings gained a currency; version 1 prices were all in euros."""
-
-    class_version = 2
-
-    def __init__(self, title: str, price_cents: int, currency: str) -> None:
-        self.title = title
-        self.price_cents = price_cents
-        self.currency = currency
-
-    class Created(Aggregate.Created):
-        class_version = 2
-        title: str
-        price_cents: int
-        currency: str
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["currency"] = "EUR"
-
-    @staticmethod
-    def upcast_v1_v2(state: dict[str, Any]) -> None:
-        state["currency"] = "EUR"
 
 
 class PriceSetV2(Aggregate.Event):
@@ -115,14 +91,8 @@ def recorded(new: NewEvent, stream_id: UUID, version: int) -> RecordedEvent:
     )
 
 
-def v1_listing_created(stream_id: UUID) -> RecordedEvent:
-    """A `Listing.Created` as version 1 of the class stored it: no currency, no class_version."""
-    payload = (
-        '{"timestamp":{"_type_":"datetime_iso","_data_":"2024-01-02T03:04:05+00:00"},'
-        f'"originator_topic":"{get_topic(Listing)}","title":"Loops","price_cents":900}}'
-    )
-    new = NewEvent(type=get_topic(Listing.Created), payload=payload.encode(), schema_version=1)
-    return recorded(new, stream_id, 1)
+def v1_recorded_track_created(stream_id: UUID) -> RecordedEvent:
+    return recorded(v1_track_created(), stream_id, 1)
 
 
 @pytest.fixture
@@ -179,8 +149,8 @@ def test_replaying_deserialised_events_rebuilds_the_aggregate(
 
 
 def test_the_schema_version_is_the_event_class_version(serializer: EventSerializer) -> None:
-    listing = Listing(title="Loops", price_cents=900, currency="USD")
-    [created] = listing.collect_events()
+    track = Track(title="Loops", price_cents=900, currency="USD")
+    [created] = track.collect_events()
 
     assert serializer.to_new_event(created).schema_version == 2
 
@@ -188,19 +158,19 @@ def test_the_schema_version_is_the_event_class_version(serializer: EventSerializ
 def test_a_stored_v1_event_is_upcast_into_the_v2_class(serializer: EventSerializer) -> None:
     stream_id = uuid4()
 
-    created = serializer.to_domain_event(v1_listing_created(stream_id))
+    created = serializer.to_domain_event(v1_recorded_track_created(stream_id))
 
-    assert isinstance(created, Listing.Created)
+    assert isinstance(created, Track.Created)
     assert (created.title, created.price_cents, created.currency) == ("Loops", 900, "EUR")
 
 
 def test_a_stored_v2_event_is_not_upcast_again(serializer: EventSerializer) -> None:
-    listing = Listing(title="Loops", price_cents=900, currency="USD")
-    [created] = listing.collect_events()
+    track = Track(title="Loops", price_cents=900, currency="USD")
+    [created] = track.collect_events()
 
-    back = serializer.to_domain_event(recorded(serializer.to_new_event(created), listing.id, 1))
+    back = serializer.to_domain_event(recorded(serializer.to_new_event(created), track.id, 1))
 
-    assert isinstance(back, Listing.Created)
+    assert isinstance(back, Track.Created)
     assert back.currency == "USD"
 
 
@@ -234,14 +204,14 @@ def test_an_aggregate_round_trips_through_a_snapshot(serializer: EventSerializer
 def test_a_snapshot_of_a_v1_aggregate_is_upcast_into_the_v2_class(
     serializer: EventSerializer,
 ) -> None:
-    listing = Listing(title="Loops", price_cents=900, currency="USD")
-    listing.collect_events()
-    snapshot = serializer.to_snapshot(listing, tenant_id="tenant")
+    track = Track(title="Loops", price_cents=900, currency="USD")
+    track.collect_events()
+    snapshot = serializer.to_snapshot(track, tenant_id="tenant")
     v1_state = snapshot.state.replace(b',"currency":"USD","class_version":2', b"")
 
     restored = serializer.from_snapshot(replace(snapshot, state=v1_state))
 
-    assert isinstance(restored, Listing)
+    assert isinstance(restored, Track)
     assert restored.currency == "EUR"
 
 
