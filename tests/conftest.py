@@ -11,8 +11,9 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
+
+from infrastructure.postgres_databases import throwaway_database
 
 pytest.register_assert_rewrite("tests.contract")
 
@@ -51,28 +52,13 @@ def postgres_admin_dsn() -> str:
 @pytest.fixture(scope="session")
 async def postgres_dsn(postgres_admin_dsn: str, run_id: str) -> AsyncIterator[str]:
     """A fresh, empty database for this test run, dropped afterwards."""
-    async for dsn in fresh_postgres_database(postgres_admin_dsn, f"mercato_test_{run_id}"):
+    async with throwaway_database(postgres_admin_dsn, f"mercato_test_{run_id}") as dsn:
         yield dsn
-
-
-async def fresh_postgres_database(admin_dsn: str, name: str) -> AsyncIterator[str]:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture
 async def fresh_postgres_dsn(postgres_admin_dsn: str, run_id: str) -> AsyncIterator[str]:
     """A fresh, empty database for one test (for tests that need the whole log to themselves)."""
     name = f"mercato_test_{run_id}_{uuid.uuid4().hex[:8]}"
-    async for dsn in fresh_postgres_database(postgres_admin_dsn, name):
+    async with throwaway_database(postgres_admin_dsn, name) as dsn:
         yield dsn

@@ -39,6 +39,7 @@ from application.ports.event_store import (
 )
 from infrastructure.eventstore import postgres_sql as sql
 from infrastructure.eventstore.postgres_migrations import migrate
+from infrastructure.postgres_databases import redacted
 
 logger = logging.getLogger(__name__)
 
@@ -569,7 +570,7 @@ async def _create_pool_with_retry(
         except _CONNECTION_ERRORS as error:
             if asyncio.get_running_loop().time() + delay > deadline:
                 raise EventStoreUnavailableError(
-                    f"Postgres at {_redacted(dsn)} is unreachable "
+                    f"Postgres at {redacted(dsn)} is unreachable "
                     f"after {connect_timeout:g}s: {error}"
                 ) from error
             logger.warning("Postgres not reachable yet (%s); retrying in %.1fs", error, delay)
@@ -578,7 +579,7 @@ async def _create_pool_with_retry(
         except (asyncpg.exceptions.PostgresError, ValueError) as error:
             # Wrong password, unknown database, bad DSN: retrying will not help.
             raise EventStoreUnavailableError(
-                f"Postgres at {_redacted(dsn)} refused the connection: {error}"
+                f"Postgres at {redacted(dsn)} refused the connection: {error}"
             ) from error
 
 
@@ -587,13 +588,3 @@ async def _leave_connection_as_is(connection: asyncpg.Connection) -> None:
     RESET ALL` on every release: a round trip per append. This pool is private to the store,
     whose code leaves nothing behind (listeners are removed, the notifier resets its setting,
     migrations unlock their lock), so there is nothing to reset."""
-
-
-def _redacted(dsn: str) -> str:
-    """The DSN without its password, fit for logs and error messages."""
-    scheme, _, rest = dsn.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at:
-        return dsn
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"

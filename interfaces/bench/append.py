@@ -38,8 +38,9 @@ from rich.table import Table
 
 from application.ports.event_store import NO_STREAM, EventMetadata, NewEvent
 from infrastructure.eventstore.postgres import PostgresEventStore
+from infrastructure.postgres_databases import redacted, throwaway_database
 from interfaces.bench import report
-from interfaces.bench.database import dsn_parts, redacted, throwaway_database
+from interfaces.bench.database import dsn_parts, new_database_name
 
 T = TypeVar("T")
 
@@ -699,7 +700,7 @@ async def run_append_benchmark(
     started = datetime.now(UTC)
     load_at_start = report.load_average()
     loop_type = type(asyncio.get_running_loop())
-    async with throwaway_database(dsn) as bench_dsn:
+    async with throwaway_database(dsn, new_database_name()) as bench_dsn:
         database = dsn_parts(bench_dsn).dbname
         on_progress(
             f"benchmark database {database} created; systems: {', '.join(settings.systems)}"

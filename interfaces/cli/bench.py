@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from infrastructure.postgres_databases import redacted
 from interfaces.bench import report
-from interfaces.bench.database import default_dsn, redacted
+from interfaces.bench.database import default_dsn
 
 app = typer.Typer(
     help=(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from infrastructure.postgres_databases import database_exists
 from interfaces.bench.append import make_payload
-from interfaces.bench.database import database_exists
 from interfaces.bench.report import latency_summary, percentile
 from interfaces.cli.main import app
 

@@ -21,6 +21,7 @@ from application.ports.event_store import (
     NewEvent,
 )
 from infrastructure.eventstore.postgres import PostgresEventStore
+from infrastructure.postgres_databases import throwaway_database
 
 pytestmark = pytest.mark.integration
 
@@ -119,11 +120,9 @@ async def test_without_the_watermark_the_same_scenario_catches_skipped_events(
 ) -> None:
     # Proves the test above can fail: readers that ignore pg_snapshot_xmin pass positions
     # where slower transactions still commit. The race is timing-dependent, so allow retries.
-    from tests.conftest import fresh_postgres_database
-
     for attempt in range(5):
         name = f"mercato_test_{run_id}_unsafe{attempt}"
-        async for dsn in fresh_postgres_database(postgres_admin_dsn, name):
+        async with throwaway_database(postgres_admin_dsn, name) as dsn:
             problems = await run_scenario(dsn, safeguard=False)
         if any("skipped" in problem for problem in problems):
             print(f"caught on attempt {attempt + 1}: {problems}")

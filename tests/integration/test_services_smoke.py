@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import clickhouse_connect
@@ -28,9 +27,6 @@ from tests.conftest import RUN_ID
 
 pytestmark = pytest.mark.integration
 
-POSTGRES_DSN = os.environ.get(
-    "MERCATO_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("MERCATO_REDIS_URL", "redis://127.0.0.1:6379/0")
 KAFKA_BOOTSTRAP = os.environ.get("MERCATO_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 ELASTICSEARCH_URL = os.environ.get("MERCATO_ELASTICSEARCH_URL", "http://127.0.0.1:9200")
@@ -44,26 +40,8 @@ def unique_name(kind: str) -> str:
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 
-def dsn_for_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-@pytest.fixture
-async def fresh_database() -> AsyncIterator[str]:
-    """A database created for this test only; yields its DSN, drops it afterwards."""
-    name = unique_name("db")
-    admin = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield dsn_for_database(POSTGRES_DSN, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-async def test_postgres_round_trip_in_a_fresh_database(fresh_database: str) -> None:
-    conn = await asyncpg.connect(fresh_database)
+async def test_postgres_round_trip_in_a_fresh_database(fresh_postgres_dsn: str) -> None:
+    conn = await asyncpg.connect(fresh_postgres_dsn)
     try:
         version = await conn.fetchval("SELECT version()")
         assert isinstance(version, str)
@@ -77,7 +55,8 @@ async def test_postgres_round_trip_in_a_fresh_database(fresh_database: str) -> N
         row = await conn.fetchrow("SELECT id, title, price_cents FROM item WHERE id = $1", item_id)
         assert row is not None
         assert (row["id"], row["title"], row["price_cents"]) == (item_id, "Zine №1", 1250)
-        assert await conn.fetchval("SELECT current_database()") == unique_name("db")
+        database = fresh_postgres_dsn.rsplit("/", 1)[1]
+        assert await conn.fetchval("SELECT current_database()") == database
     finally:
         await conn.close()
 
