@@ -353,8 +353,7 @@ class PostgresEventStore:
     async def read_all(
         self, from_position: int = 0, limit: int = 1000, log_filter: LogFilter | None = None
     ) -> list[RecordedEvent]:
-        types = sorted(log_filter.event_types) if log_filter and log_filter.event_types else None
-        tenant = log_filter.tenant_id if log_filter else None
+        types, tenant = _filter_arguments(log_filter)
         rows = await self._pool.fetch(
             sql.select_log(safe=self._safe), from_position, limit, types, tenant
         )
@@ -413,8 +412,7 @@ class PostgresEventStore:
         self, position: int, limit: int, log_filter: LogFilter | None
     ) -> tuple[list[RecordedEvent], int]:
         """Final events after `position`, and the final head, seen in one snapshot."""
-        types = sorted(log_filter.event_types) if log_filter and log_filter.event_types else None
-        tenant = log_filter.tenant_id if log_filter else None
+        types, tenant = _filter_arguments(log_filter)
         async with (
             self._pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
@@ -466,6 +464,13 @@ class PostgresEventStore:
             pending = self._queue.get_nowait()
             pending.fail(EventStoreUnavailableError("the event store closed"))
         await self._pool.close()
+
+
+def _filter_arguments(log_filter: LogFilter | None) -> tuple[list[str] | None, str | None]:
+    """The log query's $3 (event types) and $4 (tenant); None matches everything."""
+    if log_filter is None:
+        return None, None
+    return sorted(log_filter.event_types) or None, log_filter.tenant_id
 
 
 def _check_append_arguments(
