@@ -189,6 +189,11 @@ class EventStore(Protocol):
         """How many events have positions in (after_position, up_to_position]."""
         ...
 
+    async def position_before_time(self, time: datetime) -> int:
+        """A position just below the first final event recorded at or after `time`, so that
+        `read_all(from_position=…)` starts with it (the head when there is none)."""
+        ...
+
     def subscribe(
         self, from_position: int = 0, log_filter: LogFilter | None = None, batch_size: int = 500
     ) -> AsyncIterator[list[RecordedEvent]]:

@@ -365,6 +365,10 @@ class PostgresEventStore:
     async def count_between(self, after_position: int, up_to_position: int) -> int:
         return int(await self._pool.fetchval(sql.COUNT_BETWEEN, after_position, up_to_position))
 
+    async def position_before_time(self, time: datetime) -> int:
+        first = await self._pool.fetchval(sql.FIRST_POSITION_AT_TIME, time)
+        return int(first) - 1 if first is not None else await self.head_position()
+
     async def subscribe(
         self, from_position: int = 0, log_filter: LogFilter | None = None, batch_size: int = 500
     ) -> AsyncIterator[list[RecordedEvent]]:

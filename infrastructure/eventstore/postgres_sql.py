@@ -131,6 +131,11 @@ IS_FINAL = f"SELECT $1::bigint < {SAFE_WATERMARK}"
 
 SELECT_ANY_AFTER = "SELECT EXISTS (SELECT 1 FROM mercato_events WHERE position > $1)"
 
+FIRST_POSITION_AT_TIME = (
+    "SELECT min(position) FROM mercato_events"
+    f" WHERE recorded_at >= $1 AND position < {SAFE_WATERMARK}"
+)
+
 COUNT_BETWEEN = "SELECT count(*) FROM mercato_events WHERE position > $1 AND position <= $2"
 
 UPSERT_SNAPSHOT = """

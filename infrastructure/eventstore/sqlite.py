@@ -236,6 +236,11 @@ class SqliteEventStore:
         sql = "SELECT count(*) FROM events WHERE position > ? AND position <= ?"
         return await self._read(_select_int, sql, (after_position, up_to_position))
 
+    async def position_before_time(self, time: datetime) -> int:
+        sql = "SELECT coalesce(min(position) - 1, -1) FROM events WHERE recorded_at >= ?"
+        found = await self._read(_select_int, sql, (_to_micros(time),))
+        return found if found >= 0 else await self.head_position()
+
     async def latest_snapshot(self, stream_id: str) -> Snapshot | None:
         return await self._read(_latest_snapshot, stream_id)
 

@@ -504,6 +504,21 @@ class EventStoreContract:
         assert await store.count_between(p[0] - 1, p[4]) == 5
         assert await store.count_between(p[4], p[4]) == 0
 
+    async def test_position_before_time_starts_a_read_at_the_first_event_of_that_time(
+        self, store: EventStore, stream: str, metadata: EventMetadata
+    ) -> None:
+        await store.append(stream, new_events(2), NO_STREAM, metadata=metadata)
+        await asyncio.sleep(0.01)
+        later = await store.append(stream, new_events(2), 2, metadata=metadata)
+        first_later = (await store.read_stream(stream, from_version=3))[0]
+
+        start = await store.position_before_time(first_later.recorded_at)
+        read = await store.read_all(from_position=start, limit=2)
+
+        assert [e.position for e in read] == list(later.positions)
+        future = first_later.recorded_at + timedelta(days=1)
+        assert await store.position_before_time(future) == await store.head_position()
+
     # -- subscriptions -------------------------------------------------------------------
 
     async def test_a_subscriber_catches_up_then_receives_live_appends_promptly_once_each(
