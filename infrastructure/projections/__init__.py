@@ -1,0 +1,1 @@
+"""Adapters the projection runtime needs besides its sinks: the dead-letter store."""
