@@ -1,0 +1,1 @@
+"""Read-model sinks: the stores the projection runtime writes its targets to."""
