@@ -6,12 +6,14 @@ into adapters. Validation fails fast with one clear sentence per problem.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_JWT_SECRET_LENGTH = 32
 MIN_WEBHOOK_SECRET_LENGTH = 32
@@ -96,6 +98,39 @@ class Settings(BaseSettings):
     postgres_pool_min: int = Field(default=2, ge=1)
     postgres_pool_max: int = Field(default=16, ge=1)
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = Field(
+        default="mercato.",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prefix of the Kafka topics, one per event category (mercato.order, …).",
+    )
+    kafka_partitions: int = Field(
+        default=12,
+        ge=1,
+        le=1024,
+        description=(
+            "Partitions of each topic the relay creates: the most projector replicas that "
+            "share one projection's work."
+        ),
+    )
+    redis_key_prefix: str = Field(
+        default="mercato:", description="Prefix of every Redis key Mercato writes."
+    )
+    extra_projections: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "More projections to run, as module:attribute of a Projection (comma-separated "
+            "or a JSON list), e.g. myplugin.views:STATS."
+        ),
+    )
+    read_your_writes_wait: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description=(
+            "How long (seconds) a query with min_position waits for its read model before "
+            "answering 503 with Retry-After."
+        ),
+    )
     elasticsearch_url: str = "http://127.0.0.1:9200"
     redis_url: str = "redis://127.0.0.1:6379/0"
     clickhouse_url: str = Field(
@@ -107,6 +142,16 @@ class Settings(BaseSettings):
     )
 
     log_level: str = "INFO"
+
+    @field_validator("extra_projections", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod

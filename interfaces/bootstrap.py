@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import importlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,17 +18,27 @@ from typing import Any
 from application.accounts.service import Accounts
 from application.commerce.marketplace import Marketplace
 from application.ports.clock import Clock, SystemClock
+from application.ports.dead_letters import DeadLetterStore
+from application.ports.event_feed import EventFeed
 from application.ports.event_store import EventStore
 from application.ports.payment_gateway import PaymentGateway
+from application.ports.read_model_sink import ReadModelSink
 from application.ports.saga_store import SagaStore
 from application.repository import Repository
 from application.sagas.cancellation import cancel_and_wait
 from application.sagas.policy import SagaPolicy
+from application.serialization import EventSerializer
 from infrastructure import health
 from infrastructure.auth.passwords import Argon2PasswordHasher
 from infrastructure.auth.tokens import JwtTokenCodec
 from infrastructure.payments.simulator import PaymentSimulator
 from infrastructure.settings import Profile, Settings
+from projections.applier import ProjectionApplier
+from projections.catalog import core_projections
+from projections.definition import Projection
+from projections.store_feed import StoreFeed, resume_position
+from projections.targets import EMBEDDED, Partitioning, ensure_live_target
+from projections.worker import ProjectionWorker
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -42,6 +53,10 @@ class Container:
     _marketplace: Marketplace | None = None
     _payment_simulator: PaymentSimulator | None = None
     _closers: list[Closer] = field(default_factory=list)
+    projections: list[Projection] = field(default_factory=list)
+    _sinks: dict[str, ReadModelSink] = field(default_factory=dict)
+    _dead_letters: DeadLetterStore | None = None
+    serializer: EventSerializer = field(default_factory=EventSerializer)
 
     @property
     def event_store(self) -> EventStore:
@@ -69,15 +84,96 @@ class Container:
             raise RuntimeError("the container is not started: call `await container.start()`")
         return self._payment_simulator
 
-    async def start(self) -> None:
+    @property
+    def partitioning(self) -> Partitioning:
+        """Where projections' events come from: the store itself (embedded) or Kafka."""
+        if self.settings.profile is Profile.EMBEDDED:
+            return EMBEDDED
+        return Partitioning(self.settings.kafka_topic_prefix, self.settings.kafka_partitions)
+
+    def projection(self, name: str) -> Projection:
+        for projection in self.projections:
+            if projection.name == name:
+                return projection
+        known = ", ".join(p.name for p in self.projections)
+        raise LookupError(f"no projection named {name!r} (known: {known})")
+
+    async def sink(self, name: str) -> ReadModelSink:
+        """The read-model store called `name` (`views`, …), opened on first use."""
+        if name not in self._sinks:
+            sink = await _open_sink(self.settings, name)
+            self._sinks[name] = sink
+            self._closers.append(sink.close)
+        return self._sinks[name]
+
+    async def dead_letters(self) -> DeadLetterStore:
+        if self._dead_letters is None:
+            self._dead_letters = await _open_dead_letters(self.settings)
+            self._closers.append(self._dead_letters.close)
+        return self._dead_letters
+
+    async def applier(self, projection: Projection) -> ProjectionApplier:
+        return ProjectionApplier(
+            projection,
+            await self.sink(projection.sink),
+            await self.dead_letters(),
+            self.serializer,
+        )
+
+    async def projector_feed(self, projection: Projection) -> EventFeed:
+        """Live events for one projection's worker: Kafka (services) or the store (embedded),
+        resuming after what the live target already holds."""
+        if self.settings.profile is Profile.EMBEDDED:
+            sink = await self.sink(projection.sink)
+            target = await ensure_live_target(sink, projection)
+            checkpoints = await sink.checkpoints(projection.name, target)
+            return StoreFeed(self.event_store, from_position=resume_position(checkpoints))
+        from infrastructure.kafka.feed import KafkaEventFeed
+        from infrastructure.kafka.topics import ensure_topics
+
+        topics = self.partitioning.topics_of(projection)
+        # A consumer subscribed to a missing topic only notices it at the next metadata
+        # refresh (minutes): create the topics first, as the relay would.
+        await ensure_topics(
+            self.settings.kafka_bootstrap, topics, partitions=self.settings.kafka_partitions
+        )
+        return await KafkaEventFeed.start(
+            self.settings.kafka_bootstrap,
+            group_id=f"{self.settings.kafka_topic_prefix}projector.{projection.name}",
+            topics=topics,
+        )
+
+    async def start(self, *, background: bool = True) -> None:
+        """Open the adapters. On the embedded profile, `background` also runs the sagas and the
+        projections in this process (the API does; one-off CLI commands do not)."""
         self._event_store = await _open_event_store(self.settings)
         self._closers.append(self._event_store.close)
-        await self._start_marketplace(self._event_store)
+        await self._start_marketplace(self._event_store, background=background)
         self._accounts = _accounts(
             self.settings, self.marketplace.repository, self._event_store, self.clock
         )
+        if background and self.settings.profile is Profile.EMBEDDED:
+            # Embedded: projections run in this process, fed by the store's subscription.
+            # Services: each runs in `mercato worker projector NAME`, fed by Kafka.
+            self._closers.append(await self._run_embedded_projections())
 
-    async def _start_marketplace(self, store: EventStore) -> None:
+    async def _run_embedded_projections(self) -> Closer:
+        stop = asyncio.Event()
+        workers = [
+            ProjectionWorker(await self.applier(p), await self.projector_feed(p))
+            for p in self.projections
+        ]
+        tasks = [asyncio.create_task(w.run(stop), name=f"projection {w.name}") for w in workers]
+
+        async def stop_workers() -> None:
+            stop.set()
+            await asyncio.wait(tasks, timeout=5)
+            for task in tasks:
+                await cancel_and_wait(task)
+
+        return stop_workers
+
+    async def _start_marketplace(self, store: EventStore, *, background: bool) -> None:
         saga_store = await _open_saga_store(self.settings)
         self._closers.append(saga_store.close)
         payments = PaymentSimulator(self.clock, secret=_webhook_secret(self.settings))
@@ -86,7 +182,7 @@ class Container:
         await payments.start()
         self._closers.append(payments.close)
         self._payment_simulator = payments
-        if self.settings.profile is Profile.EMBEDDED:
+        if background and self.settings.profile is Profile.EMBEDDED:
             # Embedded: the sagas run in this process. Services: in `mercato worker sagas`.
             self._closers.append(_in_background(self._marketplace.saga_runner().run()))
 
@@ -97,11 +193,54 @@ class Container:
         self._accounts = None
         self._marketplace = None
         self._payment_simulator = None
+        self._sinks = {}
+        self._dead_letters = None
 
 
 def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
     """Wire the adapters of `settings.profile`; opens nothing until `start()`."""
-    return Container(settings=settings, probes=_probes(settings), clock=clock or SystemClock())
+    return Container(
+        settings=settings,
+        probes=_probes(settings),
+        clock=clock or SystemClock(),
+        projections=core_projections() + _extra_projections(settings),
+    )
+
+
+def _extra_projections(settings: Settings) -> list[Projection]:
+    extras = []
+    for reference in settings.extra_projections:
+        module_name, _, attribute = reference.partition(":")
+        found = getattr(importlib.import_module(module_name), attribute)
+        projection = found() if callable(found) else found
+        if not isinstance(projection, Projection):
+            raise TypeError(f"{reference} is not a Projection")
+        extras.append(projection)
+    return extras
+
+
+async def _open_sink(settings: Settings, name: str) -> ReadModelSink:
+    if name != "views":
+        raise LookupError(f"no read-model sink named {name!r}")
+    if settings.profile is Profile.EMBEDDED:
+        from infrastructure.read_models.sqlite_documents import SqliteDocumentSink
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return await SqliteDocumentSink.open(settings.data_dir / "views.sqlite3")
+    from infrastructure.read_models.redis_documents import RedisDocumentSink
+
+    return await RedisDocumentSink.connect(settings.redis_url, key_prefix=settings.redis_key_prefix)
+
+
+async def _open_dead_letters(settings: Settings) -> DeadLetterStore:
+    if settings.profile is Profile.EMBEDDED:
+        from infrastructure.projections.dead_letters_sqlite import SqliteDeadLetterStore
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return await SqliteDeadLetterStore.open(settings.data_dir / "dead_letters.sqlite3")
+    from infrastructure.projections.dead_letters_postgres import PostgresDeadLetterStore
+
+    return await PostgresDeadLetterStore.connect(settings.postgres_dsn)
 
 
 def _saga_policy(settings: Settings) -> SagaPolicy:

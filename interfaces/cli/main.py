@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infrastructure.settings import Settings, SettingsError, load_settings
-from interfaces.cli import bench, worker
+from interfaces.cli import bench, projections, worker
 
 app = typer.Typer(
     name="mercato",
@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 app.add_typer(bench.app, name="bench")
 app.add_typer(worker.app, name="worker")
+app.add_typer(projections.app, name="projections")
+app.add_typer(projections.dlq_app, name="dlq")
 
 err_console = Console(stderr=True)
 

@@ -7,14 +7,16 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from application.sagas.cancellation import cancel_and_wait
 from infrastructure.settings import Profile, Settings
-from interfaces.bootstrap import bootstrap
+from interfaces.bootstrap import Container, bootstrap
+from projections.worker import ProjectionWorker
 
 logger = logging.getLogger("mercato.worker")
 
@@ -113,6 +115,159 @@ async def run_sagas(settings: Settings, *, grace: float) -> bool:
         return not failed
     except Exception:
         logger.exception("saga worker failed")
+        return False
+    finally:
+        await container.close()
+        for number in signals:
+            loop.remove_signal_handler(number)
+
+
+RELAY_HELP = (
+    "Publish the event store's global log to Kafka: one topic per event category "
+    "(MERCATO_KAFKA_TOPIC_PREFIX + category, MERCATO_KAFKA_PARTITIONS partitions, created when "
+    "missing), key = stream id, CloudEvents headers, plus a watermark tick to every partition "
+    "so projections know how far they have read."
+    "\n\n"
+    "One relay is active at a time (a Postgres advisory lock); start a second one as a standby: "
+    "it takes over within a second of the first one's death. The relay resumes from its durable "
+    "checkpoint in Postgres; after a crash a few events may be published twice, which the "
+    "projections absorb. Services profile only."
+)
+
+PROJECTOR_HELP = (
+    "Run a projection's live worker: consume its topics in the projection's consumer group, "
+    "apply batches to its read model (checkpoints stored with the data), then commit offsets."
+    "\n\n"
+    "Start several for one projection to share its partitions (up to MERCATO_KAFKA_PARTITIONS); "
+    "a killed worker's partitions move to the others and nothing is lost or applied twice. A "
+    "poison event parks its stream (see `mercato dlq`). `mercato projections status` lists the "
+    "projections. On SIGTERM the batch in hand is finished and committed, then the worker exits "
+    "0. Services profile only: `mercato serve` runs the projections of the embedded profile."
+)
+
+
+def _services_only(settings: Settings, command: str) -> None:
+    if settings.profile is not Profile.SERVICES:
+        err_console.print(
+            f"[bold red]error:[/] `mercato worker {command}` is for the services profile; on the "
+            f"{settings.profile.value} profile `mercato serve` runs it in its own process "
+            f"(set MERCATO_PROFILE=services to run it in workers)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=2)
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command("relay", help=RELAY_HELP, short_help="Publish the event log to Kafka.")
+def relay() -> None:
+    from interfaces.cli.main import settings_or_exit
+
+    settings = settings_or_exit()
+    _services_only(settings, "relay")
+    _configure_logging(settings)
+    if not asyncio.run(_run_until_signal(settings, _relay)):
+        raise typer.Exit(code=1)
+
+
+@app.command("projector", help=PROJECTOR_HELP, short_help="Run one projection's live worker.")
+def projector(
+    name: Annotated[str, typer.Argument(help="The projection (see `mercato projections status`).")],
+) -> None:
+    from interfaces.cli.main import settings_or_exit
+
+    settings = settings_or_exit()
+    _services_only(settings, "projector")
+    _configure_logging(settings)
+    try:
+        bootstrap(settings).projection(name)
+    except LookupError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+    async def run(container: Container, stop: asyncio.Event) -> None:
+        await _projector(container, name, stop)
+
+    if not asyncio.run(_run_until_signal(settings, run)):
+        raise typer.Exit(code=1)
+
+
+async def _relay(container: Container, stop: asyncio.Event) -> None:
+    from infrastructure.kafka.relay import Relay
+
+    settings = container.settings
+    categories = set().union(*(p.categories for p in container.projections))
+    relay = Relay(
+        container.event_store,
+        settings.postgres_dsn,
+        settings.kafka_bootstrap,
+        topic_prefix=settings.kafka_topic_prefix,
+        partitions=settings.kafka_partitions,
+        categories=categories,
+    )
+    logger.info(
+        "relay started: topics %s*, %d partitions",
+        settings.kafka_topic_prefix,
+        settings.kafka_partitions,
+    )
+    await relay.run(stop)
+    logger.info("relay stopped at position %d", relay.published_position)
+
+
+async def _projector(container: Container, name: str, stop: asyncio.Event) -> None:
+    projection = container.projection(name)
+    worker = ProjectionWorker(
+        await container.applier(projection), await container.projector_feed(projection)
+    )
+    logger.info("projector %s started (version %d)", name, projection.version)
+    await worker.run(stop)
+    logger.info(
+        "projector %s stopped: %d batches, %d events, %d parked or held back",
+        name,
+        worker.counters.batches,
+        worker.counters.events,
+        worker.counters.held_back,
+    )
+
+
+async def _run_until_signal(
+    settings: Settings,
+    work: Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]],
+    *,
+    grace: float = 10.0,
+) -> bool:
+    """Start a container and run `work` until it returns. SIGTERM/SIGINT set its stop event, so
+    it finishes what it has in hand; after `grace` seconds it is cancelled. False when it
+    failed."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for number in signals:
+        loop.add_signal_handler(number, stop.set)
+    container = bootstrap(settings)
+    try:
+        await container.start(background=False)
+        task = asyncio.create_task(work(container, stop))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not task.done():
+            done, _ = await asyncio.wait({task}, timeout=grace)
+            if not done:
+                logger.warning("the worker did not stop within %.1f s; cancelling it", grace)
+                await cancel_and_wait(task)
+        with contextlib.suppress(asyncio.CancelledError):
+            task.result()
+        return True
+    except Exception:
+        logger.exception("worker failed")
         return False
     finally:
         await container.close()

@@ -13,12 +13,32 @@ runner = CliRunner()
 def test_mercato_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("serve", "settings", "bench", "worker"):
+    for command in ("serve", "settings", "bench", "worker", "projections", "dlq"):
         assert command in result.output
 
 
 @pytest.mark.parametrize(
-    "command", ["serve", "settings", "bench", "bench append", "worker", "worker sagas"]
+    "command",
+    [
+        "serve",
+        "settings",
+        "bench",
+        "bench append",
+        "worker",
+        "worker sagas",
+        "worker relay",
+        "worker projector",
+        "projections",
+        "projections status",
+        "projections rebuild",
+        "projections replay",
+        "projections verify",
+        "dlq",
+        "dlq list",
+        "dlq show",
+        "dlq retry",
+        "dlq skip",
+    ],
 )
 def test_every_command_explains_itself(command: str) -> None:
     result = runner.invoke(app, [*command.split(), "--help"])

@@ -1,0 +1,150 @@
+"""Turning a batch of events into one sink write: handlers, dead letters, retries.
+
+Live workers, rebuilds, replays and `verify` all apply events through `ProjectionApplier`, so
+they agree on what a batch does:
+
+1. Events of streams already parked in the dead-letter store are held back there (in order).
+2. Each other event goes through its handler. A handler that raises is tried again (a handler is
+   pure, but may still trip over something passing, like memory); when it keeps failing, the
+   event is *poison*: its stream is parked with the error and the stream's later events in the
+   batch are held back behind it. Other streams are untouched.
+3. The writes of the batch and its checkpoints go to the sink in one call. A sink error is
+   transient until proven otherwise: the call is retried with capped exponential backoff, for
+   as long as it takes (a worker stalls rather than skips; its lag shows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from application.ports.dead_letters import DeadLetterStore
+from application.ports.event_store import RecordedEvent
+from application.ports.read_model_sink import ReadModelSink, Write
+from application.serialization import EventSerializer
+from projections.definition import Projection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    events: int
+    """Events of the batch the projection handles."""
+    writes: int
+    held_back: int
+    """Events that went to the dead-letter store (parked or waiting behind a parked one)."""
+    poisoned: tuple[str, ...]
+    """Streams this batch parked."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first: float = 0.05
+    cap: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap, self.first * 2.0 ** max(0, attempt - 1))
+
+
+class ProjectionApplier:
+    def __init__(
+        self,
+        projection: Projection,
+        sink: ReadModelSink,
+        dead_letters: DeadLetterStore,
+        serializer: EventSerializer,
+        *,
+        handler_attempts: int = 3,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.projection = projection
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.serializer = serializer
+        self._handler_attempts = handler_attempts
+        self._backoff = backoff or Backoff()
+
+    async def apply(
+        self,
+        target: str,
+        events: Sequence[RecordedEvent],
+        checkpoints: Mapping[str, int],
+    ) -> BatchOutcome:
+        name = self.projection.name
+        relevant = [e for e in events if self.projection.handles(e)]
+        held = await self.dead_letters.hold_back(name, relevant) if relevant else set()
+        poisoned: list[str] = []
+        waiting: list[RecordedEvent] = []
+        writes: list[Write] = []
+        for event in relevant:
+            if event.position in held:
+                continue
+            if event.stream_id in poisoned:
+                waiting.append(event)
+                continue
+            try:
+                writes.extend(self._writes_of(event))
+            except Exception as error:
+                await self._park(event, error)
+                poisoned.append(event.stream_id)
+        if waiting:
+            held |= await self.dead_letters.hold_back(name, waiting)
+        await self._write(target, writes, checkpoints)
+        return BatchOutcome(
+            events=len(relevant),
+            writes=len(writes),
+            held_back=len(held) + len(poisoned),
+            poisoned=tuple(poisoned),
+        )
+
+    def _writes_of(self, event: RecordedEvent) -> list[Write]:
+        for attempt in range(1, self._handler_attempts + 1):
+            try:
+                return self.projection.writes(event, self.serializer)
+            except Exception:
+                if attempt == self._handler_attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _park(self, event: RecordedEvent, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        logger.error(
+            "projection %s parked stream %s at position %s (%s): %s",
+            self.projection.name,
+            event.stream_id,
+            event.position,
+            event.type,
+            reason,
+        )
+        await self.dead_letters.park(self.projection.name, event, reason)
+
+    async def _write(
+        self, target: str, writes: Sequence[Write], checkpoints: Mapping[str, int]
+    ) -> None:
+        if not writes and not checkpoints:
+            return
+        attempt = 0
+        while True:
+            try:
+                await self.sink.apply(self.projection.name, target, writes, checkpoints)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                attempt += 1
+                delay = self._backoff.delay(attempt)
+                logger.warning(
+                    "projection %s: writing %d writes to %s failed (attempt %d, retry in %.2fs):"
+                    " %s: %s",
+                    self.projection.name,
+                    len(writes),
+                    target,
+                    attempt,
+                    delay,
+                    type(error).__name__,
+                    error,
+                )
+                await asyncio.sleep(delay)
