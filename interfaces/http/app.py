@@ -18,6 +18,7 @@ from interfaces.http import (
     order_routes,
     payment_routes,
     product_routes,
+    telemetry,
     wallet_routes,
 )
 from interfaces.http.body_limit import BodySizeLimitMiddleware
@@ -41,10 +42,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         summary="Event-sourced commerce backend of a creator marketplace.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own spans would duplicate ours and record query strings (search text, emails)
+        # as they are: `telemetry.TelemetryMiddleware` traces and meters every request instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    # The last added is the outermost: the request id covers every answer, the 413 included.
+    # The last added is the outermost: the request id covers every answer, the 413 included;
+    # telemetry sees the request id, and counts the 413s and the unexpected errors (as 500s).
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(telemetry.TelemetryMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_routes.router)
     app.include_router(auth_routes.router)
@@ -54,4 +60,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(dispute_routes.router)
     app.include_router(payment_routes.router)
     app.include_router(wallet_routes.router)
+    app.include_router(telemetry.router)
     return app
