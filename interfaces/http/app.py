@@ -12,6 +12,7 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import bootstrap
 from interfaces.http import (
     account_routes,
+    admin_routes,
     auth_routes,
     dispute_routes,
     health_routes,
@@ -60,5 +61,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(dispute_routes.router)
     app.include_router(payment_routes.router)
     app.include_router(wallet_routes.router)
+    app.include_router(admin_routes.router)
     app.include_router(telemetry.router)
     return app

@@ -1,0 +1,77 @@
+"""Operator endpoints (admin role): where each projection stands."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from infrastructure.telemetry import metrics
+from interfaces.http.dependencies import AdminActor, ContainerDep
+from interfaces.http.schemas import error_responses
+from projections.status import ProjectionStatus, projection_status
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class ProjectionStatusView(BaseModel):
+    name: str
+    version: int
+    live_target: str | None
+    building: str | None
+    checkpoint: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    parked_streams: int
+    state: str
+
+    @classmethod
+    def of(cls, status: ProjectionStatus) -> ProjectionStatusView:
+        return cls(
+            name=status.name,
+            version=status.version,
+            live_target=status.live_target,
+            building=status.building,
+            checkpoint=status.checkpoint,
+            head=status.head,
+            lag_events=status.lag_events,
+            lag_seconds=status.lag_seconds,
+            parked_streams=status.parked_streams,
+            state=status.state,
+        )
+
+
+@router.get(
+    "/projections",
+    response_model=list[ProjectionStatusView],
+    responses=error_responses(401, 403),
+)
+async def projections_status(
+    container: ContainerDep, actor: AdminActor
+) -> list[ProjectionStatusView]:
+    """Every projection's checkpoint, head, lag (events and seconds) and state. The same
+    figures go to the projection gauges of `/metrics`."""
+    del actor
+    now = datetime.now(UTC)
+    views = []
+    for projection in container.projections:
+        status = await projection_status(
+            projection,
+            await container.sink(projection.sink),
+            container.event_store,
+            await container.dead_letters(),
+            container.partitioning,
+            now,
+        )
+        record_status(status)
+        views.append(ProjectionStatusView.of(status))
+    return views
+
+
+def record_status(status: ProjectionStatus) -> None:
+    metrics.PROJECTION_LAG_EVENTS.labels(status.name).set(status.lag_events)
+    metrics.PROJECTION_LAG_SECONDS.labels(status.name).set(status.lag_seconds)
+    metrics.PROJECTION_CHECKPOINT.labels(status.name).set(status.checkpoint)
+    metrics.DEAD_LETTERS_PARKED.labels(status.name).set(status.parked_streams)
