@@ -69,6 +69,30 @@ def serve(
         )
 
 
+@app.command()
+def migrate() -> None:
+    """Create or upgrade every schema of the profile (event store, saga store, projection dead
+    letters) and exit. Safe to run any number of times, from several processes at once (each
+    schema migrates under a lock): the Kubernetes Job and the compose `migrate` service run it
+    before the API and the workers start, which also migrate on start-up."""
+    import asyncio
+
+    from interfaces.bootstrap import bootstrap
+
+    settings = settings_or_exit()
+
+    async def run() -> None:
+        container = bootstrap(settings)
+        await container.start(background=False)
+        try:
+            await container.dead_letters()
+        finally:
+            await container.close()
+
+    asyncio.run(run())
+    err_console.print(f"schemas are up to date (profile {settings.profile.value})", highlight=False)
+
+
 @app.command("settings")
 def show_settings() -> None:
     """Show the settings in force (secrets masked)."""

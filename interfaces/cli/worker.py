@@ -15,6 +15,8 @@ from rich.console import Console
 
 from application.sagas.cancellation import cancel_and_wait
 from infrastructure.settings import Profile, Settings
+from infrastructure.telemetry.logging import configure_logging
+from infrastructure.telemetry.metrics import serve_metrics
 from interfaces.bootstrap import Container, bootstrap
 from projections.worker import ProjectionWorker
 
@@ -159,27 +161,31 @@ def _services_only(settings: Settings, command: str) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """JSON lines (readable ones on a terminal), with trace and span ids."""
+    configure_logging(settings.log_level)
+
+
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics.", min=1, max=65535),
+]
 
 
 @app.command("relay", help=RELAY_HELP, short_help="Publish the event log to Kafka.")
-def relay() -> None:
+def relay(metrics_port: MetricsPort = None) -> None:
     from interfaces.cli.main import settings_or_exit
 
     settings = settings_or_exit()
     _services_only(settings, "relay")
     _configure_logging(settings)
-    if not asyncio.run(_run_until_signal(settings, _relay)):
+    if not asyncio.run(_run_until_signal(settings, _relay, metrics_port=metrics_port)):
         raise typer.Exit(code=1)
 
 
 @app.command("projector", help=PROJECTOR_HELP, short_help="Run one projection's live worker.")
 def projector(
     name: Annotated[str, typer.Argument(help="The projection (see `mercato projections status`).")],
+    metrics_port: MetricsPort = None,
 ) -> None:
     from interfaces.cli.main import settings_or_exit
 
@@ -195,7 +201,7 @@ def projector(
     async def run(container: Container, stop: asyncio.Event) -> None:
         await _projector(container, name, stop)
 
-    if not asyncio.run(_run_until_signal(settings, run)):
+    if not asyncio.run(_run_until_signal(settings, run, metrics_port=metrics_port)):
         raise typer.Exit(code=1)
 
 
@@ -242,6 +248,7 @@ async def _run_until_signal(
     work: Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]],
     *,
     grace: float = 10.0,
+    metrics_port: int | None = None,
 ) -> bool:
     """Start a container and run `work` until it returns. SIGTERM/SIGINT set its stop event, so
     it finishes what it has in hand; after `grace` seconds it is cancelled. False when it
@@ -252,6 +259,9 @@ async def _run_until_signal(
     for number in signals:
         loop.add_signal_handler(number, stop.set)
     container = bootstrap(settings)
+    exporter = None
+    if metrics_port is not None:
+        exporter = asyncio.create_task(serve_metrics(metrics_port, stop))
     try:
         await container.start(background=False)
         task = asyncio.create_task(work(container, stop))
@@ -270,6 +280,9 @@ async def _run_until_signal(
         logger.exception("worker failed")
         return False
     finally:
+        stop.set()
+        if exporter is not None:
+            await exporter
         await container.close()
         for number in signals:
             loop.remove_signal_handler(number)

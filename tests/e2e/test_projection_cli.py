@@ -46,6 +46,14 @@ def test_status_rebuild_verify_and_replay_on_an_empty_store(data_dir: Path) -> N
     assert code == 0 and "order_views_v1_2" in out and "live" in out
 
 
+def test_migrate_creates_the_schemas_and_can_run_again(data_dir: Path) -> None:
+    for _ in range(2):
+        code, out = mercato("migrate")
+        assert code == 0 and "schemas are up to date (profile embedded)" in out
+    assert (data_dir / "events.sqlite3").exists()
+    assert (data_dir / "dead_letters.sqlite3").exists()
+
+
 def test_mistakes_get_one_line_and_exit_2(data_dir: Path) -> None:
     code, out = mercato("projections", "rebuild", "nope")
     assert code == 2 and "no projection named 'nope'" in out and "Traceback" not in out

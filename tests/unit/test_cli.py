@@ -26,6 +26,7 @@ def test_mercato_help_lists_every_command() -> None:
         "bench append",
         "worker",
         "worker sagas",
+        "migrate",
         "worker relay",
         "worker projector",
         "projections",

@@ -195,3 +195,44 @@ async def test_kill_9_of_relay_and_projector_twenty_times_under_writes_loses_not
             process.wait(timeout=30)
         await _close(harness)
     assert kills == 20
+
+
+async def test_a_projector_serves_metrics_and_exits_0_soon_after_sigterm(
+    fresh_postgres_dsn: str, kafka_topic_prefix: str, redis_key_prefix: str, tmp_path: Path
+) -> None:
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "MERCATO_PROFILE": "services",
+        "MERCATO_POSTGRES_DSN": fresh_postgres_dsn,
+        "MERCATO_KAFKA_TOPIC_PREFIX": unique_prefix(kafka_topic_prefix),
+        "MERCATO_KAFKA_PARTITIONS": "2",
+        "MERCATO_REDIS_KEY_PREFIX": unique_prefix(redis_key_prefix),
+        "MERCATO_EXTRA_PROJECTIONS": "tests.projection_support:tallies",
+    }
+    log = tmp_path / "projector.log"
+    process = _spawn(f"projector tallies --metrics-port {port}", env, log)
+    try:
+        body = ""
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                try:
+                    response = await client.get(f"http://127.0.0.1:{port}/metrics")
+                    body = response.text
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        assert "mercato_projection_events_applied_total" in body or "# HELP" in body, (
+            log.read_text()
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
