@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 from application.ports.dead_letters import DeadLetterStore
@@ -101,13 +102,10 @@ class ProjectionApplier:
         )
 
     def _writes_of(self, event: RecordedEvent) -> list[Write]:
-        for attempt in range(1, self._handler_attempts + 1):
-            try:
+        for _ in range(self._handler_attempts - 1):
+            with suppress(Exception):
                 return self.projection.writes(event, self.serializer)
-            except Exception:
-                if attempt == self._handler_attempts:
-                    raise
-        raise AssertionError("unreachable")
+        return self.projection.writes(event, self.serializer)
 
     async def _park(self, event: RecordedEvent, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"

@@ -34,8 +34,9 @@ class ProjectionStatus:
         if self.live_target is None:
             return "not started"
         words = ["rebuilding" if self.building else "live"]
-        if TargetName.parse(self.live_target).version != self.version:
-            words.append(f"live target is v{TargetName.parse(self.live_target).version}: rebuild")
+        live_version = TargetName.parse(self.live_target).version
+        if live_version != self.version:
+            words.append(f"live target is v{live_version}: rebuild")
         if self.parked_streams:
             words.append(f"{self.parked_streams} parked")
         return ", ".join(words)

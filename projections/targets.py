@@ -85,7 +85,7 @@ class RoutingCache:
             self._routing = await self._sink.routing(self._projection.name)
             self._read_at = now
             if self._routing.live is None:
-                await ensure_live_target(self._sink, self._projection)
-                self._routing = await self._sink.routing(self._projection.name)
+                live = await ensure_live_target(self._sink, self._projection)
+                self._routing = Routing(live=live)
         assert self._routing.live is not None
         return self._routing.live

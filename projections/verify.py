@@ -10,8 +10,6 @@ difference is reported, never just a count.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -22,10 +20,11 @@ from application.ports.dead_letters import (
     ParkedStream,
 )
 from application.ports.event_store import EventStore, RecordedEvent
-from application.ports.read_model_sink import Entry, EntryKey, watermark
+from application.ports.read_model_sink import Entry, EntryKey
 from application.read_models.memory_sink import InMemorySink
 from projections.applier import ProjectionApplier
 from projections.rebuild import ProgressCallback, ProgressCounter
+from projections.status import wait_for_position
 
 SCRATCH = "verify"
 
@@ -94,7 +93,9 @@ async def verify(
         counter.events += outcome.events
         position = events[-1].position
         counter.tell("verify", position)
-    live_watermark = await _wait_for(applier, routing.live, partitions, head, wait)
+    live_watermark = await wait_for_position(
+        sink, projection, partitions, head, within=wait, poll=0.05
+    )
     expected = await scratch.entries(projection.name, SCRATCH)
     live = await sink.entries(projection.name, routing.live)
     differences = compare(live, expected, up_to=head)
@@ -126,22 +127,6 @@ def compare(
         if have != want:
             differences.append(Difference(key, have, want))
     return differences
-
-
-async def _wait_for(
-    applier: ProjectionApplier,
-    target: str,
-    partitions: Collection[str],
-    position: int,
-    wait: float,
-) -> int:
-    deadline = time.monotonic() + wait
-    while True:
-        checkpoints = await applier.sink.checkpoints(applier.projection.name, target)
-        reached = watermark(checkpoints, partitions)
-        if reached >= position or time.monotonic() >= deadline:
-            return reached
-        await asyncio.sleep(0.05)
 
 
 class _FrozenDeadLetters:

@@ -61,36 +61,26 @@ class Document:
         )
 
 
-def merge(document: Document, writes: Iterable[Write]) -> bool:
-    """Merge `writes` (all for this document) into it; True when anything changed."""
-    changed = False
+def merge(document: Document, writes: Iterable[Write]) -> None:
+    """Merge `writes` (all for this document) into it."""
     for write in writes:
         operation = write.operation
         if not document.tenant:
             document.tenant = write.tenant_id
-            changed = True
         if isinstance(operation, SetFields):
             for name, value in operation.fields.items():
                 if write.position >= document.positions.get(name, 0):
-                    # A new position is a change even with an equal value: it decides which
-                    # later write wins.
-                    changed |= document.fields.get(name, _MISSING) != value
-                    changed |= document.positions.get(name) != write.position
                     document.fields[name] = value
                     document.positions[name] = write.position
         elif isinstance(operation, Contribute):
             sources = document.contributions.setdefault(operation.counter, {})
             amount, position = sources.get(operation.source, (0, 0))
             if write.position >= position:
-                changed |= write.position != position
                 sources[operation.source] = [operation.amount, write.position]
-                if operation.amount != amount or operation.counter not in document.fields:
-                    total = int(document.fields.get(operation.counter, 0))
-                    document.fields[operation.counter] = total + operation.amount - amount
-                    changed = True
+                total = int(document.fields.get(operation.counter, 0))
+                document.fields[operation.counter] = total + operation.amount - amount
         else:
             raise TypeError(f"not a document write: {operation!r}")
-    return changed
 
 
 def document_entries(doc_id: str, document: Document) -> dict[EntryKey, Entry]:
@@ -113,6 +103,3 @@ def group_by_document(writes: Iterable[Write]) -> dict[str, list[Write]]:
             raise TypeError(f"not a document write: {operation!r}")
         grouped.setdefault(operation.doc, []).append(write)
     return grouped
-
-
-_MISSING = object()

@@ -345,7 +345,7 @@ class PostgresEventStore:
             _MAX_INT64 if as_of_position is None else as_of_position,
             _FAR_FUTURE if as_of_time is None else as_of_time,
         )
-        return [_recorded(row) for row in rows]
+        return [recorded_event(row) for row in rows]
 
     async def stream_version(self, stream_id: str) -> int:
         return int(await self._pool.fetchval(sql.SELECT_STREAM_VERSION, stream_id))
@@ -357,7 +357,7 @@ class PostgresEventStore:
         rows = await self._pool.fetch(
             sql.select_log(safe=self._safe), from_position, limit, types, tenant
         )
-        return [_recorded(row) for row in rows]
+        return [recorded_event(row) for row in rows]
 
     async def head_position(self) -> int:
         return int(await self._pool.fetchval(sql.select_head(safe=self._safe)))
@@ -425,7 +425,7 @@ class PostgresEventStore:
                 sql.select_log(safe=self._safe), position, limit, types, tenant
             )
             head = await connection.fetchval(sql.select_head(safe=self._safe))
-        return [_recorded(row) for row in rows], int(head)
+        return [recorded_event(row) for row in rows], int(head)
 
     async def _relay_local_appends(self, wake: asyncio.Event) -> None:
         while True:
@@ -541,7 +541,8 @@ def _result_from_key_row(row: asyncpg.Record) -> AppendResult:
     )
 
 
-def _recorded(row: asyncpg.Record) -> RecordedEvent:
+def recorded_event(row: asyncpg.Record) -> RecordedEvent:
+    """An event from a row with the columns of `mercato_events` (also the dead letters')."""
     return RecordedEvent(
         event_id=row["event_id"],
         stream_id=row["stream_id"],

@@ -17,7 +17,7 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +42,7 @@ from application.ports.event_store import (
     Snapshot,
     fingerprint_events,
 )
+from infrastructure.sqlite_schema import transaction
 
 _T = TypeVar("_T")
 
@@ -350,7 +351,7 @@ class SqliteEventStore:
     ) -> AppendResult:
         connection = self._writer_connection
         assert connection is not None
-        with _immediate_transaction(connection):
+        with transaction(connection):
             fingerprint = ""
             if idempotency is not None:
                 # Checked before the version: a retry of an append that succeeded finds the
@@ -402,22 +403,8 @@ class SqliteEventStore:
         )
 
 
-@contextlib.contextmanager
-def _immediate_transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so the version check and the inserts cannot
-    # interleave with another writer (a DEFERRED transaction could fail to upgrade instead).
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-
-
 def _migrate(connection: sqlite3.Connection) -> None:
-    with _immediate_transaction(connection):
+    with transaction(connection):
         connection.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
             " description TEXT NOT NULL, applied_at TEXT NOT NULL)"

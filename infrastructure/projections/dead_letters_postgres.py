@@ -28,6 +28,7 @@ import asyncpg
 
 from application.ports.dead_letters import DeadLetter, DeadLetterRetry, ParkedStream
 from application.ports.event_store import RecordedEvent
+from infrastructure.eventstore.postgres import recorded_event
 from infrastructure.eventstore.postgres_migrations import Connection, apply_migrations
 from infrastructure.projections.dead_letter_retry import StreamRetry
 
@@ -276,18 +277,4 @@ def _columns(events: Sequence[RecordedEvent], error: str | None) -> list[list[An
 
 
 def _letter(row: asyncpg.Record) -> DeadLetter:
-    event = RecordedEvent(
-        event_id=row["event_id"],
-        stream_id=row["stream_id"],
-        stream_version=row["stream_version"],
-        position=row["position"],
-        type=row["type"],
-        schema_version=row["schema_version"],
-        tenant_id=row["tenant_id"],
-        recorded_at=row["recorded_at"],
-        correlation_id=row["correlation_id"],
-        causation_id=row["causation_id"],
-        traceparent=row["traceparent"],
-        payload=bytes(row["payload"]),
-    )
-    return DeadLetter(event=event, error=row["error"])
+    return DeadLetter(event=recorded_event(row), error=row["error"])

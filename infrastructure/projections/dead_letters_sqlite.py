@@ -34,6 +34,7 @@ from uuid import UUID
 from application.ports.dead_letters import DeadLetter, DeadLetterRetry, ParkedStream
 from application.ports.event_store import RecordedEvent
 from infrastructure.projections.dead_letter_retry import StreamRetry
+from infrastructure.sqlite_schema import apply_migrations, transaction
 
 _T = TypeVar("_T")
 
@@ -184,22 +185,7 @@ class SqliteDeadLetterStore:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = FULL")
         self._connection = connection
-        with self._transaction() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS dead_letter_schema_migrations"
-                " (version INTEGER PRIMARY KEY)"
-            )
-            applied = db.execute(
-                "SELECT coalesce(max(version), 0) FROM dead_letter_schema_migrations"
-            ).fetchone()[0]
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version <= applied:
-                    continue
-                for statement in statements:
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO dead_letter_schema_migrations (version) VALUES (?)", (version,)
-                )
+        apply_migrations(connection, "dead_letter_schema_migrations", MIGRATIONS)
 
     def _close(self) -> None:
         if self._connection is not None:
@@ -216,14 +202,8 @@ class SqliteDeadLetterStore:
         """`BEGIN IMMEDIATE`: take the file's write lock before reading, so what is read
         cannot change before this transaction's writes commit."""
         connection = self._db()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(connection):
             yield connection
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
 
     def _park(self, projection: str, event: RecordedEvent, error: str) -> None:
         with self._transaction() as db:

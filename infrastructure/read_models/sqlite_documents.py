@@ -14,12 +14,11 @@ up, and no SQLite call blocks the event loop. Open with `await SqliteDocumentSin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -31,6 +30,7 @@ from application.read_models.documents import (
     group_by_document,
     merge,
 )
+from infrastructure.sqlite_schema import apply_migrations, transaction
 
 _T = TypeVar("_T")
 
@@ -190,20 +190,6 @@ class SqliteDocumentSink:
 # -- the statements, run on the sink's threads ---------------------------------------------
 
 
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
-    """IMMEDIATE (the default) takes the write lock up front; a plain BEGIN gives a reader
-    one consistent snapshot for several statements."""
-    db.execute(begin)
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
 def _migrate(db: sqlite3.Connection) -> None:
     mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode != "wal":
@@ -211,19 +197,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     # NORMAL may lose the last commits on a power cut, never tear one: data and checkpoints
     # commit together, so a lost commit loses both and the feed sends those events again.
     db.execute("PRAGMA synchronous = NORMAL")
-    with _transaction(db):
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS read_model_schema_migrations (version INTEGER PRIMARY KEY)"
-        )
-        applied = db.execute(
-            "SELECT coalesce(max(version), 0) FROM read_model_schema_migrations"
-        ).fetchone()[0]
-        for version, statements in enumerate(MIGRATIONS, start=1):
-            if version <= applied:
-                continue
-            for statement in statements:
-                db.execute(statement)
-            db.execute("INSERT INTO read_model_schema_migrations (version) VALUES (?)", (version,))
+    apply_migrations(db, "read_model_schema_migrations", MIGRATIONS)
 
 
 def _select(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[Any]:
@@ -249,7 +223,7 @@ def _require_target(db: sqlite3.Connection, projection: str, target: str) -> tup
 
 
 def _create_target(db: sqlite3.Connection, projection: str, target: str) -> None:
-    with _transaction(db):
+    with transaction(db):
         db.execute(
             "INSERT INTO read_model_targets (projection, target, base, complete)"
             " VALUES (?, ?, 0, 0) ON CONFLICT DO NOTHING",
@@ -263,7 +237,7 @@ def _create_target(db: sqlite3.Connection, projection: str, target: str) -> None
 
 
 def _promote(db: sqlite3.Connection, projection: str, target: str) -> None:
-    with _transaction(db):
+    with transaction(db):
         _require_target(db, projection, target)
         db.execute(
             "INSERT INTO read_model_routing (projection, live) VALUES (?, ?)"
@@ -273,7 +247,7 @@ def _promote(db: sqlite3.Connection, projection: str, target: str) -> None:
 
 
 def _drop_target(db: sqlite3.Connection, projection: str, target: str) -> None:
-    with _transaction(db):
+    with transaction(db):
         if _routing(db, projection).live == target:
             raise ValueError(f"{target} is live: promote another target first")
         for table in ("read_model_documents", "read_model_checkpoints", "read_model_targets"):
@@ -293,7 +267,7 @@ def _apply(
     grouped: dict[str, list[Write]],
     checkpoints: dict[str, int],
 ) -> None:
-    with _transaction(db):
+    with transaction(db):
         _require_target(db, projection, target)
         stored = _bodies(db, projection, target, list(grouped))
         changed = []
@@ -301,7 +275,7 @@ def _apply(
             before = stored.get(doc_id)
             document = Document() if before is None else _document(before)
             merge(document, writes)
-            # Compared as text: merge() reports value changes, not a field's position moving.
+            # Unchanged documents (a redelivered batch) are not written again.
             after = _json(document.to_json())
             if after != before:
                 changed.append((projection, target, doc_id, after))
@@ -323,7 +297,7 @@ def _apply(
 def _set_base(
     db: sqlite3.Connection, projection: str, target: str, base: int, complete: bool
 ) -> None:
-    with _transaction(db):
+    with transaction(db):
         _require_target(db, projection, target)
         db.execute(
             "UPDATE read_model_targets SET base = ?, complete = ?"
@@ -333,7 +307,7 @@ def _set_base(
 
 
 def _checkpoints(db: sqlite3.Connection, projection: str, target: str) -> Checkpoints:
-    with _transaction(db, "BEGIN"):
+    with transaction(db, "BEGIN"):
         base, complete = _require_target(db, projection, target)
         rows = db.execute(
             "SELECT partition, position FROM read_model_checkpoints"
@@ -345,7 +319,7 @@ def _checkpoints(db: sqlite3.Connection, projection: str, target: str) -> Checkp
 
 def _entries(db: sqlite3.Connection, projection: str, target: str) -> dict[EntryKey, Entry]:
     entries: dict[EntryKey, Entry] = {}
-    with _transaction(db, "BEGIN"):
+    with transaction(db, "BEGIN"):
         _require_target(db, projection, target)
         rows = db.execute(
             "SELECT doc_id, body FROM read_model_documents WHERE projection = ? AND target = ?",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from application.ports.saga_store import Timer
+from infrastructure.sqlite_schema import apply_migrations, transaction
 
 _T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -150,19 +151,7 @@ class SqliteSagaStore:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = FULL")
         self._connection = connection
-        with self._transaction() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS saga_schema_migrations (version INTEGER PRIMARY KEY)"
-            )
-            applied = db.execute(
-                "SELECT coalesce(max(version), 0) FROM saga_schema_migrations"
-            ).fetchone()[0]
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version <= applied:
-                    continue
-                for statement in statements:
-                    db.execute(statement)
-                db.execute("INSERT INTO saga_schema_migrations (version) VALUES (?)", (version,))
+        apply_migrations(connection, "saga_schema_migrations", MIGRATIONS)
 
     def _close(self) -> None:
         if self._connection is not None:
@@ -174,14 +163,8 @@ class SqliteSagaStore:
         connection = self._connection
         if connection is None:
             raise RuntimeError("the saga store is closed")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(connection):
             yield connection
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
 
     def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         with self._transaction() as db:

@@ -66,15 +66,7 @@ def sagas(
     from interfaces.cli.main import settings_or_exit  # main imports this module
 
     settings = settings_or_exit()
-    if settings.profile is not Profile.SERVICES:
-        err_console.print(
-            f"[bold red]error:[/] `mercato worker sagas` is for the services profile; on the "
-            f"{settings.profile.value} profile `mercato serve` runs the sagas in its own process "
-            f"(set MERCATO_PROFILE=services to run them in workers)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=2)
+    _services_only(settings, "sagas", runs="the sagas")
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -148,12 +140,13 @@ PROJECTOR_HELP = (
 )
 
 
-def _services_only(settings: Settings, command: str) -> None:
+def _services_only(settings: Settings, command: str, *, runs: str) -> None:
+    """Refuse (exit 2) outside the services profile, where `mercato serve` does the work."""
     if settings.profile is not Profile.SERVICES:
         err_console.print(
             f"[bold red]error:[/] `mercato worker {command}` is for the services profile; on the "
-            f"{settings.profile.value} profile `mercato serve` runs it in its own process "
-            f"(set MERCATO_PROFILE=services to run it in workers)",
+            f"{settings.profile.value} profile `mercato serve` runs {runs} in its own process "
+            f"(set MERCATO_PROFILE=services to run them in workers)",
             highlight=False,
             soft_wrap=True,
         )
@@ -176,7 +169,7 @@ def relay(metrics_port: MetricsPort = None) -> None:
     from interfaces.cli.main import settings_or_exit
 
     settings = settings_or_exit()
-    _services_only(settings, "relay")
+    _services_only(settings, "relay", runs="the projections and their feed")
     _configure_logging(settings)
     if not asyncio.run(_run_until_signal(settings, _relay, metrics_port=metrics_port)):
         raise typer.Exit(code=1)
@@ -190,7 +183,7 @@ def projector(
     from interfaces.cli.main import settings_or_exit
 
     settings = settings_or_exit()
-    _services_only(settings, "projector")
+    _services_only(settings, "projector", runs="the projections")
     _configure_logging(settings)
     try:
         bootstrap(settings).projection(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from infrastructure.telemetry import metrics
 from interfaces.http.dependencies import AdminActor, ContainerDep
@@ -16,6 +16,8 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 class ProjectionStatusView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     version: int
     live_target: str | None
@@ -26,21 +28,6 @@ class ProjectionStatusView(BaseModel):
     lag_seconds: float
     parked_streams: int
     state: str
-
-    @classmethod
-    def of(cls, status: ProjectionStatus) -> ProjectionStatusView:
-        return cls(
-            name=status.name,
-            version=status.version,
-            live_target=status.live_target,
-            building=status.building,
-            checkpoint=status.checkpoint,
-            head=status.head,
-            lag_events=status.lag_events,
-            lag_seconds=status.lag_seconds,
-            parked_streams=status.parked_streams,
-            state=status.state,
-        )
 
 
 @router.get(
@@ -66,7 +53,7 @@ async def projections_status(
             now,
         )
         record_status(status)
-        views.append(ProjectionStatusView.of(status))
+        views.append(ProjectionStatusView.model_validate(status))
     return views
 
 
