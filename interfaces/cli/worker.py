@@ -18,6 +18,7 @@ from infrastructure.settings import Profile, Settings
 from infrastructure.telemetry.logging import configure_logging
 from infrastructure.telemetry.metrics import serve_metrics
 from interfaces.bootstrap import Container, bootstrap
+from interfaces.projection_metrics import report_while_running
 from projections.worker import ProjectionWorker
 
 logger = logging.getLogger("mercato.worker")
@@ -226,7 +227,10 @@ async def _projector(container: Container, name: str, stop: asyncio.Event) -> No
         await container.applier(projection), await container.projector_feed(projection)
     )
     logger.info("projector %s started (version %d)", name, projection.version)
+    reporting = asyncio.create_task(report_while_running(container, projection, worker, stop))
     await worker.run(stop)
+    stop.set()
+    await reporting
     logger.info(
         "projector %s stopped: %d batches, %d events, %d parked or held back",
         name,

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from infrastructure.telemetry import metrics
 from interfaces.http.dependencies import AdminActor, ContainerDep
 from interfaces.http.schemas import error_responses
-from projections.status import ProjectionStatus, projection_status
+from interfaces.projection_metrics import record_status
+from projections.status import projection_status
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -55,10 +55,3 @@ async def projections_status(
         record_status(status)
         views.append(ProjectionStatusView.model_validate(status))
     return views
-
-
-def record_status(status: ProjectionStatus) -> None:
-    metrics.PROJECTION_LAG_EVENTS.labels(status.name).set(status.lag_events)
-    metrics.PROJECTION_LAG_SECONDS.labels(status.name).set(status.lag_seconds)
-    metrics.PROJECTION_CHECKPOINT.labels(status.name).set(status.checkpoint)
-    metrics.DEAD_LETTERS_PARKED.labels(status.name).set(status.parked_streams)
