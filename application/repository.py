@@ -1,7 +1,13 @@
-"""Loads aggregates from the event store and saves their new events, through the port only."""
+"""Loads aggregates from the event store and saves their new events, through the port only.
+
+Every append is one span, `append <Aggregate>` (every write of Mercato goes through `save`),
+and the events are stored with that span's `traceparent`: whoever handles them later (the
+relay, a projector, a saga) joins the trace of the request that caused them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -9,11 +15,13 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate
+from opentelemetry import trace
 
 from application.errors import AggregateNotFoundError
 from application.ports.event_store import (
     NO_STREAM,
     AppendResult,
+    ConcurrencyError,
     EventMetadata,
     EventStore,
     ExpectedVersion,
@@ -21,10 +29,22 @@ from application.ports.event_store import (
     RecordedEvent,
 )
 from application.serialization import EventSerializer
+from application.tracing import (
+    EVENT_COUNT,
+    OUTCOME,
+    POSITION,
+    STREAM,
+    TENANT,
+    record_failure,
+    short_event_type,
+    traced,
+    traceparent_of_current_span,
+)
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("mercato.event_store")
 
 
 class Repository:
@@ -106,13 +126,45 @@ class Repository:
         pending = list(aggregate.pending_events)
         loaded_version = aggregate.version - len(pending)
         expected: ExpectedVersion = NO_STREAM if loaded_version == 0 else loaded_version
-        result = await self._store.append(
-            str(aggregate.id),
-            [self._serializer.to_new_event(event) for event in pending],
-            expected,
-            metadata=metadata,
-            idempotency=idempotency,
-        )
+        new_events = [self._serializer.to_new_event(event) for event in pending]
+        attributes = {
+            STREAM: aggregate.id,
+            TENANT: metadata.tenant_id,
+            EVENT_COUNT: len(new_events),
+            "mercato.event_types": [short_event_type(event.type) for event in new_events],
+            "mercato.expected_version": str(expected),
+        }
+        with traced(
+            tracer,
+            f"append {type(aggregate).__name__}",
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            # The events name this span as their cause (or, with tracing off, the caller's).
+            traceparent = traceparent_of_current_span() or metadata.traceparent
+            try:
+                result = await self._store.append(
+                    str(aggregate.id),
+                    new_events,
+                    expected,
+                    metadata=dataclasses.replace(metadata, traceparent=traceparent),
+                    idempotency=idempotency,
+                )
+            except ConcurrencyError:
+                span.set_attribute(OUTCOME, "conflict")  # expected now and then: retried above
+                raise
+            except BaseException as error:
+                span.set_attribute(OUTCOME, "error")
+                record_failure(span, error)
+                raise
+            span.set_attributes(
+                {
+                    OUTCOME: "replayed" if result.replayed else "ok",
+                    POSITION: result.position,
+                    "mercato.stream_version": result.stream_version,
+                }
+            )
         aggregate.collect_events()
         if not result.replayed and self._snapshot_is_due(aggregate, loaded_version):
             await self._save_snapshot(aggregate, metadata.tenant_id)

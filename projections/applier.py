@@ -11,6 +11,10 @@ they agree on what a batch does:
 3. The writes of the batch and its checkpoints go to the sink in one call. A sink error is
    transient until proven otherwise: the call is retried with capped exponential backoff, for
    as long as it takes (a worker stalls rather than skips; its lag shows it).
+
+A batch the projection handles is one span, `apply <projection>`, naming the sink: a child of
+the current span (a live worker's `consume`), or, when there is none (a rebuild, a replay),
+placed by the events' own `traceparent`s (`SpanCause`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,26 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
+from opentelemetry import trace
+
 from application.ports.dead_letters import DeadLetterStore
 from application.ports.event_store import RecordedEvent
 from application.ports.read_model_sink import ReadModelSink, Write
 from application.serialization import EventSerializer
+from application.tracing import (
+    EVENT_COUNT,
+    POSITION,
+    PROJECTION,
+    SINK,
+    TENANT,
+    SpanCause,
+    in_a_span,
+    traced,
+)
 from projections.definition import Projection
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("mercato.projections")
 
 
 @dataclass(frozen=True)
@@ -74,8 +91,44 @@ class ProjectionApplier:
         events: Sequence[RecordedEvent],
         checkpoints: Mapping[str, int],
     ) -> BatchOutcome:
-        name = self.projection.name
         relevant = [e for e in events if self.projection.handles(e)]
+        if not relevant:  # only checkpoints to move (a watermark tick): not worth a span
+            return await self._apply(target, relevant, checkpoints)
+        cause = SpanCause.of(e.traceparent for e in relevant)
+        if in_a_span():  # a live worker's `consume` span, already placed by the same events
+            cause = SpanCause.current()
+        with traced(
+            tracer,
+            f"apply {self.projection.name}",
+            context=cause.context,
+            links=cause.links,
+            attributes=self._span_attributes(target, relevant),
+        ) as span:
+            outcome = await self._apply(target, relevant, checkpoints)
+            span.set_attributes(
+                {"mercato.writes": outcome.writes, "mercato.held_back": outcome.held_back}
+            )
+            return outcome
+
+    def _span_attributes(self, target: str, relevant: Sequence[RecordedEvent]) -> dict[str, object]:
+        tenants = {event.tenant_id for event in relevant}
+        return {
+            PROJECTION: self.projection.name,
+            SINK: self.projection.sink,
+            "mercato.target": target,
+            EVENT_COUNT: len(relevant),
+            POSITION: relevant[-1].position,
+            "mercato.first_position": relevant[0].position,
+            TENANT: next(iter(tenants)) if len(tenants) == 1 else None,
+        }
+
+    async def _apply(
+        self,
+        target: str,
+        relevant: Sequence[RecordedEvent],
+        checkpoints: Mapping[str, int],
+    ) -> BatchOutcome:
+        name = self.projection.name
         held = await self.dead_letters.hold_back(name, relevant) if relevant else set()
         poisoned: list[str] = []
         waiting: list[RecordedEvent] = []

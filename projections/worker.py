@@ -6,6 +6,10 @@ either not written the batch (it comes again) or written it without acknowledgin
 again, and the convergent writes make the second time a no-op).
 
 On stop, the batch in hand is finished and committed; the worker does not start another.
+
+Each batch with events the projection handles is one span, `consume <projection>` (apply and
+commit), placed by those events' `traceparent`s: a child of the request's span when they all
+come from one trace, else a trace of its own linked to theirs (`SpanCause`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ import logging
 from contextlib import suppress
 from dataclasses import dataclass
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
 from application.ports.event_feed import EventFeed, FeedBatch
+from application.tracing import EVENT_COUNT, POSITION, PROJECTION, SpanCause, traced
 from projections.applier import ProjectionApplier
 from projections.targets import RoutingCache
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("mercato.projections")
 
 
 @dataclass
@@ -50,7 +59,10 @@ class ProjectionWorker:
             while True:
                 fetching = asyncio.ensure_future(anext(batches))
                 await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not fetching.done():
+                # Stop wins even when a batch came at the same time: with a backlog one always
+                # does, and a worker that looked at the batch first would never stop. A batch
+                # taken but not started is not committed: it comes again to the next worker.
+                if stopping.done():
                     fetching.cancel()
                     with suppress(asyncio.CancelledError, StopAsyncIteration):
                         await fetching
@@ -66,6 +78,27 @@ class ProjectionWorker:
 
     async def handle(self, batch: FeedBatch) -> None:
         """Apply one batch to the live target, then acknowledge it (never the other way)."""
+        handled = [event for event in batch.events if self.applier.projection.handles(event)]
+        if not handled:  # a watermark tick, or other projections' events: not worth a span
+            await self._handle(batch)
+            return
+        cause = SpanCause.of(event.traceparent for event in handled)
+        with traced(
+            tracer,
+            f"consume {self.name}",
+            context=cause.context,
+            links=cause.links,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                PROJECTION: self.name,
+                EVENT_COUNT: len(handled),
+                POSITION: handled[-1].position,
+                "mercato.partitions": sorted(batch.checkpoints),
+            },
+        ):
+            await self._handle(batch)
+
+    async def _handle(self, batch: FeedBatch) -> None:
         target = await self._routing.live_target()
         outcome = await self.applier.apply(target, batch.events, batch.checkpoints)
         await self.feed.commit(batch)

@@ -1,4 +1,8 @@
-"""The command bus: idempotency, bounded retries on version conflicts, then the handler."""
+"""The command bus: idempotency, bounded retries on version conflicts, then the handler.
+
+Each command is one span, `command <Type>`, whose `mercato.outcome` says how it ended
+(`command_outcome`); the appends it makes are its children.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,25 @@ import asyncio
 import random
 from collections.abc import Mapping
 
+from opentelemetry import trace
+
 from application.commerce.commands import Command
 from application.commerce.registry import HANDLERS, RETRY_ON_CONFLICT, Handler
 from application.commerce.results import CommandResult
 from application.commerce.services import Services
 from application.context import CommandContext
 from application.errors import AggregateNotFoundError
-from application.ports.event_store import ConcurrencyError, NewEvent
+from application.ports.event_store import ConcurrencyError, IdempotencyKeyReusedError, NewEvent
+from application.tracing import (
+    COMMAND,
+    EVENT_COUNT,
+    OUTCOME,
+    POSITION,
+    STREAM,
+    TENANT,
+    record_failure,
+    traced,
+)
 from domain.errors import DomainError
 
 DEFAULT_ATTEMPTS = 10
@@ -20,6 +36,8 @@ _IMPOSSIBLE_VERSION = 1 << 62
 _KEY_PROBE = NewEvent(type="mercato.IdempotencyKeyProbe", payload=b"{}")
 _FIRST_BACKOFF = 0.002
 _MAX_BACKOFF = 0.1
+
+tracer = trace.get_tracer("mercato.commands")
 
 
 class CommandBus:
@@ -44,6 +62,40 @@ class CommandBus:
         Raises the domain's errors (nothing recorded), `AggregateNotFoundError`, and
         `ConcurrencyError` once the retries (if any) are spent.
         """
+        name = type(command).__name__
+        attributes = {
+            COMMAND: name,
+            TENANT: context.tenant_id,
+            "mercato.idempotent": context.idempotency_key is not None,
+        }
+        with traced(
+            tracer,
+            f"command {name}",
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                result = await self._dispatch(command, context)
+            except BaseException as error:
+                outcome = command_outcome(error)
+                span.set_attribute(OUTCOME, outcome)
+                if outcome == "error":
+                    record_failure(span, error)
+                else:  # the caller's doing (or its cancellation), not a fault of ours
+                    span.set_attribute("mercato.refusal", type(error).__name__)
+                raise
+            span.set_attributes(
+                {
+                    OUTCOME: "replayed" if result.replayed else "ok",
+                    STREAM: result.stream_id,
+                    POSITION: result.position,
+                    EVENT_COUNT: result.appended,
+                }
+            )
+            return result
+
+    async def _dispatch(self, command: Command, context: CommandContext) -> CommandResult:
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"no handler is registered for {type(command).__name__}")
@@ -71,6 +123,7 @@ class CommandBus:
             except ConcurrencyError:
                 if attempt == attempts:
                     raise
+                trace.get_current_span().add_event("retry after a conflict", {"attempt": attempt})
                 await asyncio.sleep(_backoff(attempt))
         raise AssertionError("unreachable")
 
@@ -107,6 +160,24 @@ class CommandBus:
         except ConcurrencyError:
             return None  # the key is gone: this is a first attempt after all
         return CommandResult.of_append(confirmed)
+
+
+def command_outcome(error: BaseException) -> str:
+    """How a command that raised ended, in a word: `refused` (a domain rule), `not_found`,
+    `conflict` (a version clash), `key_reused` (an idempotency key sent with another command),
+    `cancelled`, or `error` (anything unexpected). A command that returned is `ok`, or
+    `replayed` when its idempotency key gave back an earlier result."""
+    if isinstance(error, DomainError):
+        return "refused"
+    if isinstance(error, AggregateNotFoundError):
+        return "not_found"
+    if isinstance(error, ConcurrencyError):
+        return "conflict"
+    if isinstance(error, IdempotencyKeyReusedError):
+        return "key_reused"
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    return "error"
 
 
 def _backoff(attempt: int) -> float:

@@ -62,6 +62,11 @@ class SagaStore(Protocol):
         """Delete a fired timer, unless it was rescheduled or claimed by another runner since."""
         ...
 
+    async def count_timers(self, group: str) -> int:
+        """How many of the group's timers are scheduled and not yet completed (the deadlines
+        pending, for a metric)."""
+        ...
+
     async def try_lead(self, group: str, owner: str, *, lease: timedelta) -> bool:
         """Become (or stay) the group's leader. False while another live runner leads; a
         leader that stopped renewing for `lease` (or whose process died) is replaced."""

@@ -14,6 +14,11 @@ advanced), the same steps are taken again with the same keys, and the command bu
 each with its first result instead of running it twice. A step that was refused recorded
 nothing, so running it again is a first time. Two runners on one saga both take the same
 keyed steps, but only one appends (4): the other reloads and finds the work done.
+
+Tracing: an input is a span, `saga <kind> on <Event>`, a child of the span that appended the
+event (so the saga's work joins the trace of the request that caused it), or `saga <kind>
+deadline <timer>` for a timer, a trace of its own; each step taken is a child span, `saga step
+<kind> <step>`, and the commands it issues are children of the step.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import logging
 import random
 from collections.abc import Callable
 from uuid import UUID
+
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from application.commerce.bus import CommandBus
 from application.context import Actor, CommandContext, fingerprint_command
@@ -35,9 +43,23 @@ from application.sagas.policy import SagaPolicy
 from application.sagas.router import SagaInput
 from application.sagas.saga import Saga
 from application.sagas.steps import Issue, Schedule, Step, Unschedule
+from application.tracing import (
+    COMMAND,
+    EVENT_TYPE,
+    OUTCOME,
+    POSITION,
+    STREAM,
+    TENANT,
+    SpanCause,
+    short_event_type,
+    traced,
+)
 from domain.errors import DomainError
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("mercato.sagas")
+SAGA_KIND = "mercato.saga.kind"
+SAGA_ID = "mercato.saga.id"
 
 MAX_ATTEMPTS = 8
 MAX_STEPS = 1_000
@@ -64,12 +86,28 @@ class SagaDriver:
 
     async def receive(self, saga_input: SagaInput) -> None:
         """Feed one event of the log to its saga and take the steps that follow."""
-        await self._advance(
-            saga_input.route.saga_type,
-            saga_input.saga_id,
-            saga_input.tenant_id,
-            lambda saga: saga_input.apply(saga, self._policy),
-        )
+        saga_type, recorded = saga_input.route.saga_type, saga_input.recorded
+        cause = SpanCause.of([recorded.traceparent])
+        with traced(
+            tracer,
+            f"saga {saga_type.kind} on {short_event_type(recorded.type)}",
+            context=cause.context,
+            links=cause.links,
+            attributes={
+                SAGA_KIND: saga_type.kind,
+                SAGA_ID: saga_input.saga_id,
+                TENANT: saga_input.tenant_id,
+                EVENT_TYPE: recorded.type,
+                STREAM: recorded.stream_id,
+                POSITION: recorded.position,
+            },
+        ):
+            await self._advance(
+                saga_type,
+                saga_input.saga_id,
+                saga_input.tenant_id,
+                lambda saga: saga_input.apply(saga, self._policy),
+            )
 
     async def fire(self, timer: Timer) -> None:
         """Tell a saga its deadline passed and take the steps that follow."""
@@ -79,9 +117,21 @@ class SagaDriver:
                 saga.on_timer(timer.name)
             return saga
 
-        await self._advance(
-            SAGA_TYPES[timer.saga_type], UUID(timer.saga_id), timer.tenant_id, deadline_passed
-        )
+        with traced(
+            tracer,
+            f"saga {timer.saga_type} deadline {timer.name}",
+            context=Context(),  # a deadline is a cause of its own: no request is waiting
+            attributes={
+                SAGA_KIND: timer.saga_type,
+                SAGA_ID: timer.saga_id,
+                TENANT: timer.tenant_id,
+                "mercato.saga.timer": timer.name,
+                "mercato.saga.due_at": timer.due_at.isoformat(),
+            },
+        ):
+            await self._advance(
+                SAGA_TYPES[timer.saga_type], UUID(timer.saga_id), timer.tenant_id, deadline_passed
+            )
 
     async def _advance(
         self, saga_type: type[Saga], saga_id: UUID, tenant_id: str, change: Change
@@ -130,13 +180,32 @@ class SagaDriver:
             logger.error("saga %s needs attention: %s", saga.id, saga.refusals[-1:])
 
     async def _take(self, saga: Saga, step: Step, unscheduled: list[str]) -> None:
+        # A step's key may name a product (`reserve:<id>`): the span is named by its kind.
+        step_kind = step.key.split(":", 1)[0]
+        with traced(
+            tracer,
+            f"saga step {saga.kind} {step_kind}",
+            attributes={
+                SAGA_KIND: saga.kind,
+                SAGA_ID: saga.id,
+                TENANT: saga.tenant_id,
+                "mercato.saga.status": saga.status,
+                "mercato.saga.step": step.key,
+                COMMAND: type(step.command).__name__ if isinstance(step, Issue) else None,
+            },
+        ) as span:
+            refused = await self._take_step(saga, step, unscheduled)
+            span.set_attribute(OUTCOME, "refused" if refused else "completed")
+
+    async def _take_step(self, saga: Saga, step: Step, unscheduled: list[str]) -> bool:
+        """Take the step and record it in the saga; True when the domain refused it."""
         if isinstance(step, Issue):
             try:
                 await self._bus.dispatch(step.command, self._context(saga, step))
             except (DomainError, AggregateNotFoundError) as refusal:
                 logger.info("saga %s: step %s refused: %s", saga.id, step.key, refusal)
                 saga.refuse_step(step.key, str(refusal) or type(refusal).__name__)
-                return
+                return True
         elif isinstance(step, Schedule):
             await self._saga_store.schedule(
                 Timer(self._group, saga.kind, str(saga.id), saga.tenant_id, step.timer, step.due_at)
@@ -144,6 +213,7 @@ class SagaDriver:
         elif isinstance(step, Unschedule):
             unscheduled.append(saga.timer_id(step.timer))
         saga.complete_step(step.key)
+        return False
 
     def _context(self, saga: Saga, step: Issue) -> CommandContext:
         # The key names the step and what it asks for. A step is taken again with the same

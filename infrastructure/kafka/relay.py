@@ -13,6 +13,11 @@ are acknowledged, a tick with the published position goes to every partition of 
 topic — sent after the acknowledgement, so it lands behind the events it covers. A round of
 ticks costs one record per partition of every topic, so rounds are paced (at most one per
 `tick_interval`) and skipped while nothing new was published.
+
+Telemetry: each published batch is a span, `relay publish`, a child of the request's span when
+all its events come from one trace, else linked to each event's (the `traceparent` stored with
+it, which also travels in the record's headers); `mercato_events_published_total` counts what
+Kafka acknowledged, and `mercato_relay_lag_events` is refreshed while the relay leads.
 """
 
 from __future__ import annotations
@@ -26,20 +31,26 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from application.event_categories import category_of, topic_of
 from application.ports.event_store import EventStore, EventStoreError, RecordedEvent
+from application.tracing import EVENT_COUNT, POSITION, SpanCause
 from infrastructure.kafka.codec import encode_event, encode_tick
 from infrastructure.kafka.relay_checkpoint import LeadershipLostError, RelayLeadership
 from infrastructure.kafka.topics import ensure_topics
+from infrastructure.telemetry.metrics import EVENTS_PUBLISHED, RELAY_LAG
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("mercato.relay")
 
 _BATCH_SIZE = 1000
 _CHECKPOINT_INTERVAL = 0.1
 _FIRST_BACKOFF = 0.1
 _MAX_BACKOFF = 5.0
 _MAX_BATCH_BYTES = 256 * 1024
+_LAG_REPORT_INTERVAL = 5.0
 
 # Failures that a fresh attempt may get past: Kafka or Postgres away for a while.
 _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -68,6 +79,7 @@ class Relay:
         tick_interval: float = 0.05,
         name: str = "relay",
         standby_poll: float = 0.5,
+        lag_report_interval: float = _LAG_REPORT_INTERVAL,
     ) -> None:
         self._store = store
         self._dsn = dsn
@@ -79,6 +91,7 @@ class Relay:
         self._tick_interval = tick_interval
         self._name = name
         self._standby_poll = standby_poll
+        self._lag_report_interval = lag_report_interval
         self._retry = _Backoff()
         self._tick_wanted = asyncio.Event()
         self._checkpoint_wanted = asyncio.Event()
@@ -176,6 +189,7 @@ class Relay:
                     _CHECKPOINT_INTERVAL,
                     lambda: self._save_checkpoint(leadership),
                 ),
+                self._report_lag(),
             )
             await self._send_ticks(producer)  # the last batch's, before going away
         finally:
@@ -199,18 +213,46 @@ class Relay:
         if new_topics:
             await ensure_topics(self._bootstrap, new_topics, partitions=self._partitions)
             self._topics |= new_topics
-        deliveries = []
-        for topic, event in zip(topics, batch, strict=True):
-            record = encode_event(event)
-            deliveries.append(
-                await producer.send(topic, record.value, key=record.key, headers=record.headers)
-            )
-        await _all_delivered(deliveries)
+        cause = SpanCause.of(event.traceparent for event in batch)
+        with tracer.start_as_current_span(
+            "relay publish",
+            context=cause.context,
+            links=cause.links,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": sorted(set(topics)),
+                EVENT_COUNT: len(batch),
+                POSITION: batch[-1].position,
+                "mercato.first_position": batch[0].position,
+            },
+        ):
+            deliveries = []
+            for topic, event in zip(topics, batch, strict=True):
+                record = encode_event(event)
+                deliveries.append(
+                    await producer.send(topic, record.value, key=record.key, headers=record.headers)
+                )
+            await _all_delivered(deliveries)
         self.published_position = batch[-1].position
         self.events_published += len(batch)
+        EVENTS_PUBLISHED.inc(len(batch))
         self._retry.reset()
         self._tick_wanted.set()
         self._checkpoint_wanted.set()
+
+    async def _report_lag(self) -> None:
+        """Set the relay lag gauge (events stored but not yet published) now and then, while
+        this relay leads. A failure is logged and tried again: it must not stop publishing."""
+        while True:
+            try:
+                head = await self._store.head_position()
+                published = self.published_position
+                lag = await self._store.count_between(published, head) if head > published else 0
+                RELAY_LAG.set(lag)
+            except _TRANSIENT_ERRORS as error:
+                logger.warning("relay %r could not measure its lag: %s", self._name, error)
+            await asyncio.sleep(self._lag_report_interval)
 
     async def _send_ticks(self, producer: AIOKafkaProducer) -> None:
         position = self.published_position

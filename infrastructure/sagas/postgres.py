@@ -148,6 +148,12 @@ class PostgresSagaStore:
             timer.due_at,
         )
 
+    async def count_timers(self, group: str) -> int:
+        count = await self._pool.fetchval(
+            "SELECT count(*) FROM mercato_saga_timers WHERE group_name = $1", group
+        )
+        return int(count)
+
     # -- leadership --------------------------------------------------------------------------
 
     async def try_lead(self, group: str, owner: str, *, lease: timedelta) -> bool:

@@ -125,6 +125,9 @@ class SqliteSagaStore:
             (timer.timer_id, owner, _micros(timer.due_at)),
         )
 
+    async def count_timers(self, group: str) -> int:
+        return await self._run(self._count_timers, group)
+
     # -- leadership --------------------------------------------------------------------------
 
     async def try_lead(self, group: str, owner: str, *, lease: timedelta) -> bool:
@@ -176,6 +179,13 @@ class SqliteSagaStore:
                 "SELECT position FROM saga_checkpoints WHERE group_name = ?", (group,)
             ).fetchone()
         return 0 if row is None else int(row[0])
+
+    def _count_timers(self, group: str) -> int:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT count(*) FROM saga_timers WHERE group_name = ?", (group,)
+            ).fetchone()
+        return int(row[0])
 
     def _claim_due(
         self, group: str, now: int, owner: str, limit: int, lease: timedelta

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 
 from opentelemetry import trace
 
-TENANT_ATTRIBUTE = "mercato.tenant"
+from application.tracing import TENANT as TENANT_ATTRIBUTE
 
 request_id: ContextVar[str | None] = ContextVar("mercato_request_id", default=None)
 tenant: ContextVar[str | None] = ContextVar("mercato_tenant", default=None)
@@ -28,6 +28,19 @@ def bound_request_id(value: str | None) -> Iterator[None]:
         yield
     finally:
         request_id.reset(token)
+
+
+@contextmanager
+def request_scope(request_id_value: str | None) -> Iterator[None]:
+    """One request's context: its id for the block, and the tenant `bind_tenant` names during
+    it unbound at its end, whatever task the block runs in (a server may serve the next
+    request in the same task)."""
+    tenant_token = tenant.set(None)
+    try:
+        with bound_request_id(request_id_value):
+            yield
+    finally:
+        tenant.reset(tenant_token)
 
 
 def bind_tenant(value: str) -> None:

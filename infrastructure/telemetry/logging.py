@@ -90,3 +90,29 @@ class ReadableFormatter(logging.Formatter):
         if not fields:
             return line
         return line + " [" + " ".join(f"{name}={value}" for name, value in fields.items()) + "]"
+
+
+def logging_config(level: str, *, json: bool | None = None) -> dict[str, Any]:
+    """What `configure_logging` does, as a `logging.config.dictConfig` mapping: for uvicorn's
+    `log_config`, which applies it in every worker process it starts (a handler installed in
+    the parent would not reach them). Loggers that exist already keep working."""
+    as_json = not sys.stderr.isatty() if json is None else json
+    formatter = JsonFormatter if as_json else ReadableFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"mercato": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "mercato",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        # uvicorn's loggers send their records up to the root's handler instead of their own.
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+    }

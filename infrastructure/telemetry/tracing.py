@@ -6,6 +6,10 @@ variables, and the helpers that carry a trace across the event log.
   and exported over OTLP/HTTP (`OTEL_TRACES_EXPORTER=none` says not to).
 - Neither: spans are recorded (so trace ids reach the logs and the event metadata) and dropped.
 
+The helpers that need only the OpenTelemetry API (the stored `traceparent`, span causes, safe
+attributes) live in `application.tracing`, where the application and projections layers use
+them; they are re-exported here for the interfaces.
+
 The collector is never on a request's path: spans wait in the batch processor's bounded queue
 (dropped when full) and a background thread exports them, each attempt bounded by the export
 timeout. `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` and `OTEL_BSP_*`
@@ -15,12 +19,10 @@ work as the SDK documents.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping, Sequence
-from enum import Enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.environment_variables import OTEL_TRACES_EXPORTER
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.environment_variables import (
@@ -34,16 +36,29 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Link
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from opentelemetry.util.types import AttributeValue
+
+from application.tracing import (
+    context_from_traceparent,
+    link_from_traceparent,
+    safe_attributes,
+    traceparent_of_current_span,
+)
+
+__all__ = [
+    "DEFAULT_EXPORT_TIMEOUT_SECONDS",
+    "build_tracer_provider",
+    "configure_tracing",
+    "context_from_traceparent",
+    "link_from_traceparent",
+    "process_tracing",
+    "safe_attributes",
+    "span_exporter_from_environment",
+    "traceparent_of_current_span",
+]
 
 DEFAULT_EXPORT_TIMEOUT_SECONDS = 2.0
 """Each export attempt's bound unless `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` says otherwise
 (the SDK's own default, 10 s, would hold a shutting-down process that long)."""
-
-_PROPAGATOR = TraceContextTextMapPropagator()
-_TRACEPARENT = "traceparent"
 
 
 def configure_tracing(service_name: str) -> TracerProvider | None:
@@ -57,6 +72,19 @@ def configure_tracing(service_name: str) -> TracerProvider | None:
     if provider is not None:
         trace.set_tracer_provider(provider)
     return provider
+
+
+@contextmanager
+def process_tracing(service_name: str) -> Iterator[TracerProvider | None]:
+    """Tracing for the life of a process (`mercato serve`, each `mercato worker`): the provider
+    is installed on entry and shut down on exit, which exports the spans still queued (each
+    attempt bounded by the export timeout, so an absent collector delays the exit by little)."""
+    provider = configure_tracing(service_name)
+    try:
+        yield provider
+    finally:
+        if provider is not None:
+            provider.shutdown()
 
 
 def build_tracer_provider(service_name: str) -> TracerProvider | None:
@@ -84,90 +112,3 @@ def span_exporter_from_environment() -> SpanExporter | None:
     # The exporter reads the endpoint, headers, compression and a configured timeout itself.
     timeout = None if timeout_is_configured else DEFAULT_EXPORT_TIMEOUT_SECONDS
     return OTLPSpanExporter(timeout=timeout)
-
-
-def traceparent_of_current_span() -> str | None:
-    """The W3C `traceparent` of the current span, to store with the events it causes; None
-    when there is no valid span (tracing disabled, or outside any span)."""
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
-    return carrier.get(_TRACEPARENT)
-
-
-def context_from_traceparent(traceparent: str | None) -> Context:
-    """A context whose parent is the span a stored `traceparent` names, to continue its trace
-    (`tracer.start_as_current_span(name, context=...)`); an empty context, so a new trace, when
-    the value is missing or malformed."""
-    if not traceparent:
-        return Context()
-    return _PROPAGATOR.extract({_TRACEPARENT: traceparent}, context=Context())
-
-
-def link_from_traceparent(traceparent: str | None) -> Link | None:
-    """A link to the span a stored `traceparent` names, for a span that serves many traces at
-    once (a batch of events from many requests); None when the value is missing or malformed."""
-    span_context = trace.get_current_span(context_from_traceparent(traceparent)).get_span_context()
-    return Link(span_context) if span_context.is_valid else None
-
-
-# Keys naming a secret or a person: their values never reach a span.
-_SECRET_KEY_PARTS = (
-    "email",
-    "password",
-    "passwd",
-    "token",
-    "authorization",
-    "secret",
-    "cookie",
-    "jwt",
-    "credential",
-)
-# Keys naming text a user typed to search: only its length is kept.
-_SEARCH_KEY_WORDS = frozenset({"search", "query", "q"})
-# Values that look like a secret or a person whatever their key says.
-_SECRET_LOOKING_VALUE = re.compile(
-    r"[^@\s]+@[^@\s]+\.[^@\s]+"  # an email address
-    r"|eyJ[\w-]*\.[\w-]+\.[\w-]*"  # a JWT
-    r"|^(?:bearer|basic)\s",  # an Authorization header value
-    re.IGNORECASE,
-)
-
-
-def safe_attributes(
-    attributes: Mapping[str, object] | None = None, /, **more: object
-) -> dict[str, AttributeValue]:
-    """Span attributes with nothing that could leak a secret or a person.
-
-    Dropped: keys naming an email, password, token, authorization, secret, cookie or credential,
-    values that look like an email, a JWT or an `Authorization` value, and None. Search text
-    (`search…`, `query`, `q`) becomes its length under `<key>.length`. Other values are kept as
-    OpenTelemetry accepts them: str, bool, int, float; anything else (a UUID, an enum) as its
-    text, and a sequence as a list of texts (dropped whole if one item is). Dotted names go in
-    the mapping: `safe_attributes({"mercato.stream_id": stream}, position=7)`.
-    """
-    safe: dict[str, AttributeValue] = {}
-    for key, value in {**(attributes or {}), **more}.items():
-        lowered = key.lower()
-        if value is None or any(part in lowered for part in _SECRET_KEY_PARTS):
-            continue
-        if _SEARCH_KEY_WORDS.intersection(re.split(r"[._\-]", lowered)):
-            safe[f"{key}.length"] = len(str(value))
-            continue
-        converted = _attribute_value(value)
-        if converted is not None:
-            safe[key] = converted
-    return safe
-
-
-def _attribute_value(value: object) -> AttributeValue | None:
-    if isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        texts = [_text(item) for item in value]
-        return None if None in texts else [text for text in texts if text is not None]
-    return _text(value)
-
-
-def _text(value: object) -> str | None:
-    text = str(value.value) if isinstance(value, Enum) else str(value)
-    return None if _SECRET_LOOKING_VALUE.search(text) else text

@@ -17,6 +17,7 @@ from application.commerce.marketplace import Marketplace
 from application.context import Actor, CommandContext
 from domain.account import Role
 from domain.errors import Forbidden
+from infrastructure.telemetry.context import bind_tenant
 from interfaces.bootstrap import Container
 from interfaces.http.request_context import request_id_of
 
@@ -57,7 +58,9 @@ async def current_actor(
 ) -> Actor:
     if credentials is None:
         raise InvalidToken("missing bearer token")
-    return await accounts.authenticate(credentials.credentials)
+    actor = await accounts.authenticate(credentials.credentials)
+    bind_tenant(actor.tenant_id)  # queries too: see `_context`
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
@@ -104,6 +107,9 @@ def traceparent_of(request: Request) -> str | None:
 
 
 def _context(request: Request, actor: Actor, idempotency_key: str | None) -> CommandContext:
+    # From here to the end of the request, log lines and the server span name the tenant
+    # (`TelemetryMiddleware` scopes it to the request).
+    bind_tenant(actor.tenant_id)
     return CommandContext(
         actor=actor,
         idempotency_key=idempotency_key,

@@ -1,5 +1,7 @@
 """Telemetry of the HTTP API: a server span and the request metrics for every request, the
-request id in the logging context, and `GET /metrics`.
+request id (and, once authenticated, the tenant) in the logging context for the request alone,
+and `GET /metrics`, which refreshes the projection gauges at each scrape (and the saga gauges
+on the embedded profile, whose sagas run in this process).
 
 The span is named `<METHOD> <route template>` (`GET /orders/{order_id}`) and the metrics are
 labelled by the template too, never by the raw path: one series per route, not per order.
@@ -11,6 +13,8 @@ traced: they would bury the traces worth reading.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from contextlib import AbstractContextManager, nullcontext
 
@@ -22,10 +26,14 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infrastructure.telemetry.context import bound_request_id
+from infrastructure.settings import Profile
+from infrastructure.telemetry.context import request_scope
 from infrastructure.telemetry.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, render_latest
 from infrastructure.telemetry.tracing import context_from_traceparent, safe_attributes
+from interfaces.bootstrap import Container
 from interfaces.http.request_context import request_id_of
+from interfaces.projection_metrics import SCRAPE_REFRESH_SECONDS, refresh_every_projection
+from interfaces.saga_metrics import refresh_saga_gauges, saga_census
 
 UNMATCHED_ROUTE = "unmatched"
 """The route label of a request no route chose."""
@@ -35,6 +43,7 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 # conventions' name for it).
 _OTHER_METHOD = "_OTHER"
 
+logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("mercato.http")
 router = APIRouter(tags=["telemetry"])
 
@@ -44,10 +53,29 @@ router = APIRouter(tags=["telemetry"])
     response_class=PlainTextResponse,
     summary="Metrics in the Prometheus text format",
 )
-async def metrics() -> Response:
-    """Every Mercato metric of this process, for a Prometheus scrape."""
+async def metrics(request: Request) -> Response:
+    """Every Mercato metric of this process, for a Prometheus scrape; the projections' lag
+    and checkpoints as they are now (and the sagas', on the embedded profile, which runs them)."""
+    container: Container | None = getattr(request.app.state, "container", None)
+    if container is not None:
+        await refresh_every_projection(container)
+        if container.settings.profile is Profile.EMBEDDED:
+            await _refresh_sagas(request, container)
     body, content_type = render_latest()
     return Response(content=body, media_type=content_type)
+
+
+async def _refresh_sagas(request: Request, container: Container) -> None:
+    """Refresh the saga gauges, within a bound: a census cut short carries on at the next
+    scrape (the app keeps it, and it counts each event once)."""
+    census = getattr(request.app.state, "saga_census", None)
+    if census is None:
+        census = request.app.state.saga_census = saga_census(container)
+    try:
+        async with asyncio.timeout(SCRAPE_REFRESH_SECONDS):
+            await refresh_saga_gauges(container, census)
+    except Exception as error:
+        logger.warning("saga metrics not refreshed: %r", error)
 
 
 class TelemetryMiddleware:
@@ -74,7 +102,7 @@ class TelemetryMiddleware:
         started = time.perf_counter()
         try:
             with (
-                bound_request_id(request_id_of(Request(scope)) or None),
+                request_scope(request_id_of(Request(scope)) or None),
                 self._span(scope, method) as span,
             ):
                 try:

@@ -66,6 +66,23 @@ class SagaStoreContract:
 
     # -- timers ------------------------------------------------------------------------------
 
+    async def test_timers_are_counted_until_completed_or_unscheduled(
+        self, store: SagaStore, group: str
+    ) -> None:
+        fired, dropped, waiting = (a_timer(group), a_timer(group), a_timer(group))
+        for timer in (fired, dropped, waiting):
+            await store.schedule(timer)
+        await store.schedule(waiting)  # scheduled again: still one timer
+        counted = await store.count_timers(group)
+
+        await store.claim_due(group, now=NOW, owner="a", limit=10, lease=LEASE)
+        claimed = await store.count_timers(group)  # claimed timers are still pending
+        await store.complete(fired, owner="a")
+        await store.unschedule(dropped.timer_id)
+
+        assert (counted, claimed, await store.count_timers(group)) == (3, 3, 1)
+        assert await store.count_timers(f"{group}-other") == 0
+
     async def test_only_due_timers_are_claimed_earliest_first(
         self, store: SagaStore, group: str
     ) -> None:

@@ -13,16 +13,23 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from infrastructure.telemetry import context
 from infrastructure.telemetry.metrics import REGISTRY, serve_metrics
 from infrastructure.telemetry.tracing import traceparent_of_current_span
-from tests.e2e.http_support import embedded_settings, running
+from interfaces.http.dependencies import CurrentActor
+from tests.e2e.http_support import (
+    create_product,
+    embedded_settings,
+    place_order,
+    running,
+    signed_up,
+    until_sagas_rest,
+)
+from tests.e2e.span_recording import recording_spans
 
 pytestmark = pytest.mark.e2e
 
@@ -47,17 +54,8 @@ METRIC_NAMES = (
 
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[InMemorySpanExporter]:
-    """Spans of this process, recorded in memory. The global provider is set once per process:
-    install an SDK one if nobody has, and add a recorder to it either way."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider), "another test installed a non-SDK provider"
-    recorder = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(recorder))
-    yield recorder
-    recorder.shutdown()  # keeps no more spans for the rest of the session
-    recorder.clear()
+    with recording_spans() as recorder:
+        yield recorder
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +70,15 @@ def client(
             return {
                 "request_id": context.request_id.get(),
                 "traceparent": traceparent_of_current_span(),
+                "tenant": context.tenant.get(),
             }
+
+        async def tenant_of_the_handler(actor: CurrentActor) -> dict[str, str | None]:
+            return {"tenant": context.tenant.get(), "actor_tenant": actor.tenant_id}
 
         app.add_api_route("/test/boom", boom)
         app.add_api_route("/test/context", context_of_the_handler)
+        app.add_api_route("/test/tenant", tenant_of_the_handler)
 
     settings = embedded_settings(tmp_path_factory.mktemp("telemetry") / "state")
     with running(settings, prepare=add_probe_routes) as client:
@@ -152,6 +155,19 @@ def test_the_handler_sees_the_request_id_and_the_server_span(
     assert context.request_id.get() is None  # bound for the request only
 
 
+def test_an_authenticated_request_names_its_tenant_in_the_logs_and_on_its_span(
+    client: TestClient, spans: InMemorySpanExporter
+) -> None:
+    user = signed_up(client, "tenant.probe@example.org", tenant="globex")
+    spans.clear()
+    answer = client.get("/test/tenant", headers=user.headers).json()
+    assert answer == {"tenant": "globex", "actor_tenant": "globex"}
+    span = server_span(spans, "GET /test/tenant")
+    assert span.attributes is not None and span.attributes["mercato.tenant"] == "globex"
+    # The next request, served by the same server, starts with no tenant.
+    assert client.get("/test/context").json()["tenant"] is None
+
+
 def test_an_unexpected_error_is_a_500_on_the_span_and_in_the_metrics(
     client: TestClient, spans: InMemorySpanExporter
 ) -> None:
@@ -199,6 +215,22 @@ def test_metrics_expose_every_metric_with_its_help(client: TestClient) -> None:
     text = client.get("/metrics").text
     for name in METRIC_NAMES:
         assert f"# HELP {name} " in text, name
+
+
+def test_the_embedded_api_counts_its_sagas_by_status_and_their_deadlines(
+    client: TestClient,
+) -> None:
+    creator = signed_up(client, "saga.gauges.creator@example.org", roles=("creator",))
+    buyer = signed_up(client, "saga.gauges.buyer@example.org")
+    order_id = place_order(client, buyer, create_product(client, creator))
+    until_sagas_rest(client, buyer, order_id)
+
+    text = client.get("/metrics").text
+
+    assert 'mercato_saga_instances{saga="checkout",state="completed"} 1.0' in text
+    assert 'mercato_saga_instances{saga="escrow",state="awaiting_confirmation"} 1.0' in text
+    assert 'mercato_saga_instances{saga="checkout",state="reserving"} 0.0' in text
+    assert "mercato_saga_deadlines_pending 1.0" in text  # the dispute window
 
 
 async def test_a_worker_serves_its_metrics_on_its_own_port_until_stopped() -> None:

@@ -3,17 +3,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from enum import Enum
+from typing import NoReturn
 from uuid import UUID
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NoOpTracerProvider
 
+from application import tracing as tracing_module
+from application.commerce.bus import command_outcome
+from application.errors import AggregateNotFoundError
+from application.ports.event_store import ConcurrencyError, IdempotencyKeyReusedError
+from application.tracing import MAX_LINKS, SpanCause, traced
+from domain.errors import Conflict
+from domain.order import Order
 from infrastructure.telemetry.tracing import (
     build_tracer_provider,
     context_from_traceparent,
@@ -268,3 +278,113 @@ def test_search_text_is_kept_as_its_length_only() -> None:
         "q.length": 8,
         "query.length": 3,
     }
+
+
+# --- where a span handling stored events belongs ------------------------------------------
+
+
+def spans_named(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    (span,) = [span for span in exporter.get_finished_spans() if span.name == name]
+    return span
+
+
+def test_events_of_one_span_make_the_batch_its_child(
+    recorded: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, exporter = recorded
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("append"):
+        traceparent = traceparent_of_current_span()
+    cause = SpanCause.of([traceparent, traceparent, None])
+    with tracer.start_as_current_span("apply", context=cause.context, links=cause.links):
+        pass
+    append, apply = spans_named(exporter, "append"), spans_named(exporter, "apply")
+    assert apply.parent is not None and append.context is not None
+    assert apply.parent.span_id == append.context.span_id
+    assert list(apply.links) == []
+
+
+def test_events_of_one_trace_make_the_batch_a_child_of_the_last_linked_to_the_others(
+    recorded: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, exporter = recorded
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("request"):
+        parents = []
+        for name in ("first append", "second append"):
+            with tracer.start_as_current_span(name):
+                parents.append(traceparent_of_current_span())
+    cause = SpanCause.of(parents)
+    with tracer.start_as_current_span("apply", context=cause.context, links=cause.links):
+        pass
+    first, second = spans_named(exporter, "first append"), spans_named(exporter, "second append")
+    apply = spans_named(exporter, "apply")
+    assert apply.parent is not None and second.context is not None and first.context is not None
+    assert apply.parent.span_id == second.context.span_id
+    assert [link.context.span_id for link in apply.links] == [first.context.span_id]
+
+
+def test_events_of_several_traces_make_the_batch_a_trace_linked_to_each(
+    recorded: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, exporter = recorded
+    tracer = provider.get_tracer("test")
+    causes = []
+    for name in ("request a", "request b"):
+        with tracer.start_as_current_span(name):
+            causes.append(traceparent_of_current_span())
+    with tracer.start_as_current_span("unrelated current span"):
+        cause = SpanCause.of(causes)
+        with tracer.start_as_current_span("apply", context=cause.context, links=cause.links):
+            pass
+    apply = spans_named(exporter, "apply")
+    requests = [spans_named(exporter, name) for name in ("request a", "request b")]
+    assert apply.parent is None  # not the current span's child either
+    assert [link.context.trace_id for link in apply.links] == [
+        request.context.trace_id for request in requests if request.context is not None
+    ]
+
+
+def test_a_batch_links_to_at_most_max_links_traces(
+    recorded: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, _ = recorded
+    tracer = provider.get_tracer("test")
+    causes = []
+    for number in range(MAX_LINKS + 20):
+        with tracer.start_as_current_span(f"request {number}"):
+            causes.append(traceparent_of_current_span())
+    assert len(SpanCause.of(causes).links) == MAX_LINKS
+    assert SpanCause.of([None, "garbage"]).links == ()
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (Conflict("sold out"), "refused"),
+        (AggregateNotFoundError(Order, "o-1"), "not_found"),
+        (ConcurrencyError("o-1", 3, 4), "conflict"),
+        (IdempotencyKeyReusedError("k"), "key_reused"),
+        (asyncio.CancelledError(), "cancelled"),
+        (RuntimeError("boom"), "error"),
+    ],
+)
+def test_a_failed_command_names_its_outcome_in_a_word(error: BaseException, outcome: str) -> None:
+    assert command_outcome(error) == outcome
+
+
+def test_traced_spans_get_safe_attributes_and_a_no_op_span_costs_no_filtering(
+    recorded: tuple[TracerProvider, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider, exporter = recorded
+    attributes = {"mercato.tenant": "acme", "email": "ada@example.com"}
+    with traced(provider.get_tracer("test"), "work", attributes=attributes):
+        pass
+    assert dict(spans_named(exporter, "work").attributes or {}) == {"mercato.tenant": "acme"}
+
+    def not_called(*args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError("attributes filtered for a span nobody records")
+
+    monkeypatch.setattr(tracing_module, "safe_attributes", not_called)
+    with traced(NoOpTracerProvider().get_tracer("test"), "work", attributes=attributes) as span:
+        assert not span.is_recording()
