@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make run    start Mercato on the embedded profile (no services needed)
+#   make run    start Mercato on the embedded profile (no services needed), with demo data
 #   make test   install everything, start the real services, lint, run every test
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -21,8 +21,8 @@ ensure-uv:
 install: ensure-uv ## Create .venv with every dependency (pinned by uv.lock)
 	$(UV) sync --frozen
 
-run: install ## Start Mercato on the embedded profile at http://127.0.0.1:8000 (docs at /docs)
-	$(UV) run --frozen mercato serve
+run: install ## Start Mercato (embedded) at http://127.0.0.1:8000 with demo data (docs at /docs)
+	$(UV) run --frozen mercato serve --demo
 
 services-up: ## Install (first time) and start Postgres, Redis, Kafka and Elasticsearch locally
 	$(SERVICES) up

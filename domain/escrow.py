@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -131,11 +131,43 @@ class Escrow(Aggregate):
 
     def _pay_seller(self) -> Settlement:
         split = self.amount.split(self.platform_fee_bps)
-        self._release(seller_net=split.net, platform_fee=split.fee)
+        self._release(
+            seller_net=split.net,
+            platform_fee=split.fee,
+            seller_id=self.seller_id,
+            order_id=self.order_id,
+        )
         return Settlement(split.net, split.fee, buyer_refund=self._nothing)
 
-    @event("Released")
-    def _release(self, seller_net: Money, platform_fee: Money) -> None:
+    class Released(Aggregate.Event):
+        """The money went to the seller (net) and the platform (fee).
+
+        Version 2 names the seller and the order, so that a read model (a seller's dashboard)
+        can attribute the release from this event alone. Version 1 events, stored before, read
+        back with both None: the escrow's own state still knows them (from `FundsHeld`).
+        """
+
+        class_version = 2
+        seller_net: Money
+        platform_fee: Money
+        seller_id: UUID | None
+        order_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["seller_id"] = None
+            state["order_id"] = None
+
+    @event(Released)
+    def _release(
+        self,
+        seller_net: Money,
+        platform_fee: Money,
+        seller_id: UUID | None,
+        order_id: UUID | None,
+    ) -> None:
+        # `seller_id` and `order_id` are already this escrow's: the event carries them for
+        # its readers, the state needs nothing from them.
         self.settlement = Settlement(seller_net, platform_fee, buyer_refund=self._nothing)
         self.status = EscrowStatus.RELEASED
 
@@ -145,11 +177,25 @@ class Escrow(Aggregate):
         return self._pay_back_buyer()
 
     def _pay_back_buyer(self) -> Settlement:
-        self._refund(amount=self.amount)
+        self._refund(amount=self.amount, seller_id=self.seller_id, order_id=self.order_id)
         return Settlement(self._nothing, self._nothing, buyer_refund=self.amount)
 
-    @event("Refunded")
-    def _refund(self, amount: Money) -> None:
+    class Refunded(Aggregate.Event):
+        """The whole amount went back to the buyer. Version 2 names the seller and the order,
+        as `Released` does; version 1 events read back with both None."""
+
+        class_version = 2
+        amount: Money
+        seller_id: UUID | None
+        order_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["seller_id"] = None
+            state["order_id"] = None
+
+    @event(Refunded)
+    def _refund(self, amount: Money, seller_id: UUID | None, order_id: UUID | None) -> None:
         self.settlement = Settlement(self._nothing, self._nothing, buyer_refund=amount)
         self.status = EscrowStatus.REFUNDED
 

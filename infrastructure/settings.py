@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         ),
     )
     elasticsearch_url: str = "http://127.0.0.1:9200"
+    elasticsearch_index_prefix: str = Field(
+        default="mercato-",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,40}$",
+        description="Prefix of every Elasticsearch index and alias Mercato creates.",
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     clickhouse_url: str = Field(
         default="",
@@ -139,6 +144,12 @@ class Settings(BaseSettings):
             "A ClickHouse server URL (http://user:pass@host:8123/db) or a chdb folder "
             "(chdb:///path). Empty means chdb inside data_dir."
         ),
+    )
+
+    clickhouse_database: str = Field(
+        default="mercato",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,60}$",
+        description="The ClickHouse database that holds the analytics tables.",
     )
 
     log_level: str = "INFO"

@@ -98,6 +98,13 @@ class Container:
         known = ", ".join(p.name for p in self.projections)
         raise LookupError(f"no projection named {name!r} (known: {known})")
 
+    def projections_named(self, name: str) -> list[Projection]:
+        """`name` is a projection's name, or a sink's (`views`, `search`, `analytics`): then
+        every projection that writes to that sink, as one worker process runs them."""
+        if name in SINK_NAMES:
+            return [p for p in self.projections if p.sink == name]
+        return [self.projection(name)]
+
     async def sink(self, name: str) -> ReadModelSink:
         """The read-model store called `name` (`views`, …), opened on first use."""
         if name not in self._sinks:
@@ -131,6 +138,10 @@ class Container:
         from infrastructure.kafka.feed import KafkaEventFeed
         from infrastructure.kafka.topics import ensure_topics
 
+        # A live (empty) target from the start, so queries answer "nothing yet" rather than
+        # 503 "not built" until the projection's first event arrives.
+        await ensure_live_target(await self.sink(projection.sink), projection)
+
         topics = self.partitioning.topics_of(projection)
         # A consumer subscribed to a missing topic only notices it at the next metadata
         # refresh (minutes): create the topics first, as the relay would.
@@ -152,16 +163,31 @@ class Container:
         self._accounts = _accounts(
             self.settings, self.marketplace.repository, self._event_store, self.clock
         )
-        if background and self.settings.profile is Profile.EMBEDDED:
-            # Embedded: projections run in this process, fed by the store's subscription.
-            # Services: each runs in `mercato worker projector NAME`, fed by Kafka.
-            self._closers.append(await self._run_embedded_projections())
+        in_process = self.in_process_projections() if background else []
+        if in_process:
+            self._closers.append(await self._run_projections(in_process))
 
-    async def _run_embedded_projections(self) -> Closer:
+    @property
+    def analytics_in_process(self) -> bool:
+        """True when the analytics engine is chdb: it lives inside one process (it locks its
+        folder), so the process that answers analytics queries also runs their projections."""
+        return self.settings.clickhouse_target.startswith("chdb://")
+
+    def in_process_projections(self) -> list[Projection]:
+        """The projections a serving process runs itself. Embedded: all of them, fed by the
+        store's subscription. Services: each runs in `mercato worker projector NAME`, fed by
+        Kafka — except the analytics ones when the engine is chdb."""
+        if self.settings.profile is Profile.EMBEDDED:
+            return list(self.projections)
+        if self.analytics_in_process:
+            return [p for p in self.projections if p.sink == "analytics"]
+        return []
+
+    async def _run_projections(self, projections: list[Projection]) -> Closer:
         stop = asyncio.Event()
         workers = [
             ProjectionWorker(await self.applier(p), await self.projector_feed(p))
-            for p in self.projections
+            for p in projections
         ]
         tasks = [asyncio.create_task(w.run(stop), name=f"projection {w.name}") for w in workers]
 
@@ -219,17 +245,44 @@ def _extra_projections(settings: Settings) -> list[Projection]:
     return extras
 
 
+SINK_NAMES = ("views", "search", "analytics")
+"""The read-model stores a projection can name as its `sink`."""
+
+
 async def _open_sink(settings: Settings, name: str) -> ReadModelSink:
-    if name != "views":
-        raise LookupError(f"no read-model sink named {name!r}")
-    if settings.profile is Profile.EMBEDDED:
-        from infrastructure.read_models.sqlite_documents import SqliteDocumentSink
-
+    embedded = settings.profile is Profile.EMBEDDED
+    if embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return await SqliteDocumentSink.open(settings.data_dir / "views.sqlite3")
-    from infrastructure.read_models.redis_documents import RedisDocumentSink
+    if name == "views":
+        if embedded:
+            from infrastructure.read_models.sqlite_documents import SqliteDocumentSink
 
-    return await RedisDocumentSink.connect(settings.redis_url, key_prefix=settings.redis_key_prefix)
+            return await SqliteDocumentSink.open(settings.data_dir / "views.sqlite3")
+        from infrastructure.read_models.redis_documents import RedisDocumentSink
+
+        return await RedisDocumentSink.connect(
+            settings.redis_url, key_prefix=settings.redis_key_prefix
+        )
+    if name == "search":
+        if embedded:
+            from infrastructure.read_models.sqlite_search import SqliteSearchSink
+
+            return await SqliteSearchSink.open(settings.data_dir / "search.sqlite3")
+        from infrastructure.read_models.elasticsearch_search import ElasticsearchSearchSink
+
+        return await ElasticsearchSearchSink.connect(
+            settings.elasticsearch_url, index_prefix=settings.elasticsearch_index_prefix
+        )
+    if name == "analytics":
+        # The same adapter on both profiles: a ClickHouse server by URL, or the chdb engine in
+        # this process (see `analytics_in_process`).
+        from infrastructure.read_models.clickhouse_rows import ClickHouseRowSink
+
+        return await ClickHouseRowSink.connect(
+            settings.clickhouse_target, database=settings.clickhouse_database
+        )
+    known = ", ".join(SINK_NAMES)
+    raise LookupError(f"no read-model sink named {name!r} (known: {known})")
 
 
 async def _open_dead_letters(settings: Settings) -> DeadLetterStore:

@@ -13,10 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from application.ports.read_model_sink import Operation, SetFields
+from application.ports.read_model_sink import JsonValue, Operation, SetFields
 from domain.money import Money
 from domain.order import Order, OrderLine, OrderStatus
 from projections.definition import ProjectedEvent, Projection, event_type
+
+TIMELINE_PREFIX = "timeline."
 
 
 def order_doc(tenant_id: str, order_id: str) -> str:
@@ -25,6 +27,16 @@ def order_doc(tenant_id: str, order_id: str) -> str:
 
 def buyer_orders_doc(tenant_id: str, buyer_id: str) -> str:
     return f"{tenant_id}:buyer-orders:{buyer_id}"
+
+
+def timeline(fields: dict[str, JsonValue]) -> list[dict[str, Any]]:
+    """An order document's state changes (`{"status", "at"}`), oldest first.
+
+    Every order event enters a status, so there is one entry per event of the order's stream:
+    the timeline's length is the stream version the document reflects.
+    """
+    names = sorted(name for name in fields if name.startswith(TIMELINE_PREFIX))
+    return [fields[name] for name in names]
 
 
 def money(value: Money) -> dict[str, Any]:
@@ -44,7 +56,7 @@ def _line(line: OrderLine) -> dict[str, Any]:
 def _timeline(event: ProjectedEvent, status: OrderStatus, at: datetime) -> dict[str, Any]:
     return {
         "status": status.value,
-        f"timeline.{event.position:020d}": {"status": status.value, "at": at.isoformat()},
+        f"{TIMELINE_PREFIX}{event.position:020d}": {"status": status.value, "at": at.isoformat()},
         "updated_at": at.isoformat(),
     }
 

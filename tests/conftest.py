@@ -7,9 +7,11 @@ other's data. The services themselves are started by `make test` (deploy/local/s
 
 from __future__ import annotations
 
+import itertools
 import os
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -18,6 +20,69 @@ from infrastructure.postgres_databases import throwaway_database
 pytest.register_assert_rewrite("tests.contract")
 
 RUN_ID = uuid.uuid4().hex[:10]
+PROCESS_CHDB_URL = f"chdb://{tempfile.mkdtemp(prefix='mercato-chdb-')}"
+"""The one chdb folder of this pytest process: chdb opens one folder per process, so every
+in-process container of the run shares it, each test with its own database."""
+_TEST_NUMBER = itertools.count(1)
+# Settings loaded outside a test function (module- and session-scoped fixtures) use the folder
+# too; the autouse fixture below then gives each test its own database within it.
+os.environ["MERCATO_CLICKHOUSE_URL"] = PROCESS_CHDB_URL
+os.environ["MERCATO_CLICKHOUSE_DATABASE"] = f"test_{RUN_ID}_shared"
+
+
+@pytest.fixture(autouse=True)
+def read_model_namespaces(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings loaded during a test put its read models apart from every other test's: its own
+    ClickHouse database (in the process's chdb folder), Redis key prefix and Elasticsearch index
+    prefix. Explicit settings still win; subprocesses that inherit this environment must not
+    open the analytics engine (the folder is this process's)."""
+    number = next(_TEST_NUMBER)
+    monkeypatch.setenv("MERCATO_CLICKHOUSE_URL", PROCESS_CHDB_URL)
+    monkeypatch.setenv("MERCATO_CLICKHOUSE_DATABASE", f"test_{RUN_ID}_{number}")
+    monkeypatch.setenv("MERCATO_REDIS_KEY_PREFIX", f"mercato-test:{RUN_ID}:{number}:")
+    monkeypatch.setenv("MERCATO_ELASTICSEARCH_INDEX_PREFIX", f"mercato-test-{RUN_ID}-{number}-")
+    yield
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete the Elasticsearch indexes and Redis keys this run created (when the services
+    are up; a unit-test run without them skips this quietly)."""
+    _delete_elasticsearch_indexes(f"mercato-test-{RUN_ID}-*")
+    _delete_redis_keys(f"mercato-test:{RUN_ID}:*")
+
+
+def _delete_elasticsearch_indexes(pattern: str) -> None:
+    import httpx
+
+    url = os.environ.get("MERCATO_ELASTICSEARCH_URL", "http://127.0.0.1:9200")
+    try:
+        listed = httpx.get(f"{url}/_cat/indices/{pattern}?format=json&h=index", timeout=5)
+        names = [row["index"] for row in listed.json()] if listed.is_success else []
+        for start in range(0, len(names), 50):
+            httpx.delete(f"{url}/{','.join(names[start : start + 50])}", timeout=30)
+    except httpx.HTTPError:
+        pass
+
+
+def _delete_redis_keys(pattern: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(
+        os.environ.get("MERCATO_REDIS_URL", "redis://127.0.0.1:6379/0"), socket_timeout=5
+    )
+    try:
+        batch = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.unlink(*batch)
+                batch = []
+        if batch:
+            client.unlink(*batch)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@
 Each new intent follows a script (`IntentScript`): which notifications the provider sends
 (captured, failed, or none), after what delay on the injected clock, whether each is delivered
 twice, and whether they arrive in reverse order. `script_next` queues scripts for the next
-intents; `script` is the default. `unavailable = True` makes every request fail, like a
-provider outage.
+intents, `script_order` sets the script of one order's intent; `script` is the default.
+`unavailable = True` makes every request fail, like a provider outage.
 
 Webhooks go to the callback given to `connect` (the composition root points it at the
 application's webhook handler), signed with HMAC-SHA256. A callback that raises is retried
@@ -103,6 +103,7 @@ class PaymentSimulator:
         self._tolerance = tolerance
         self._callback: WebhookCallback | None = None
         self._scripts: deque[IntentScript] = deque()
+        self._order_scripts: dict[tuple[str, UUID], IntentScript] = {}
         self._by_order: dict[tuple[str, UUID], str] = {}
         self._queue: list[_Delivery] = []
         self._sequence = itertools.count()
@@ -117,6 +118,11 @@ class PaymentSimulator:
         """Use these scripts, in order, for the next intents created."""
         self._scripts.extend(scripts)
 
+    def script_order(self, tenant_id: str, order_id: UUID, script: IntentScript) -> None:
+        """Use this script for the intent of this order, whenever it comes. Unlike
+        `script_next`, it does not depend on the order in which concurrent intents arrive."""
+        self._order_scripts[(tenant_id, order_id)] = script
+
     # -- the provider's API ------------------------------------------------------------------
 
     async def create_intent(self, *, tenant_id: str, order_id: UUID, amount: Money) -> str:
@@ -124,7 +130,9 @@ class PaymentSimulator:
         existing = self._by_order.get((tenant_id, order_id))
         if existing is not None:
             return existing
-        script = self._scripts.popleft() if self._scripts else self.script
+        script = self._order_scripts.pop((tenant_id, order_id), None)
+        if script is None:
+            script = self._scripts.popleft() if self._scripts else self.script
         intent = SimulatedIntent(
             f"pi_{uuid4().hex}", tenant_id, order_id, amount, script, self._clock.now()
         )

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infrastructure.settings import Settings, SettingsError, load_settings
-from interfaces.cli import bench, projections, worker
+from interfaces.cli import analytics, bench, demo, projections, worker
 
 app = typer.Typer(
     name="mercato",
@@ -26,6 +26,8 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(worker.app, name="worker")
 app.add_typer(projections.app, name="projections")
 app.add_typer(projections.dlq_app, name="dlq")
+app.add_typer(demo.app, name="demo")
+app.add_typer(analytics.app, name="analytics")
 
 err_console = Console(stderr=True)
 
@@ -45,6 +47,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Number of uvicorn worker processes.", min=1)] = 1,
+    seed_demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="On first start (empty event store), seed a demo in the background: tenant "
+            "'demo', 5 sellers, 30 buyers, 300 orders (`mercato demo seed`). Needs --workers 1.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (commands, queries, /docs, /healthz, /readyz) with uvicorn.
 
@@ -54,18 +64,53 @@ def serve(
     import uvicorn
 
     settings = settings_or_exit()
+    if seed_demo and workers > 1:
+        err_console.print("[bold red]error:[/] --demo needs --workers 1 (one process seeds)")
+        raise typer.Exit(code=2)
     err_console.print(
         f"Mercato on http://{host}:{port} (profile {settings.profile.value}); "
         f"API docs at http://{host}:{port}/docs",
         highlight=False,
     )
+    from infrastructure.telemetry.logging import logging_config
+    from infrastructure.telemetry.tracing import process_tracing
+
+    # uvicorn's own lines become our JSON lines too, in every worker process it starts.
+    log_config = logging_config(settings.log_level)
+    log_level = settings.log_level.lower()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again, with the
+    # handlers it found, to die of it. Found these, the process exits 0 instead, as the workers
+    # do, and the spans still queued are exported on the way out (`process_tracing`).
+    import signal
+    from types import FrameType
+
+    def exit_cleanly(number: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, exit_cleanly)
     if workers == 1:
         from interfaces.http.app import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        api = create_app(settings)
+        if seed_demo:
+            demo.seed_on_first_start(api)
+        with process_tracing("mercato-api"):
+            uvicorn.run(
+                api,
+                host=host,
+                port=port,
+                log_config=log_config,
+                log_level=log_level,
+            )
     else:
         uvicorn.run(
-            "interfaces.http.asgi:app", host=host, port=port, workers=workers, log_level="info"
+            "interfaces.http.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=log_config,
+            log_level=log_level,
         )
 
 

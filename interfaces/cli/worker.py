@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,8 +16,10 @@ from application.sagas.cancellation import cancel_and_wait
 from infrastructure.settings import Profile, Settings
 from infrastructure.telemetry.logging import configure_logging
 from infrastructure.telemetry.metrics import serve_metrics
+from infrastructure.telemetry.tracing import process_tracing
 from interfaces.bootstrap import Container, bootstrap
 from interfaces.projection_metrics import report_while_running
+from interfaces.saga_metrics import report_sagas_while_running
 from projections.worker import ProjectionWorker
 
 logger = logging.getLogger("mercato.worker")
@@ -34,6 +35,20 @@ app = typer.Typer(
 )
 
 err_console = Console(stderr=True)
+
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics.", min=1, max=65535),
+]
+Grace = Annotated[
+    float,
+    typer.Option(
+        help="Seconds to let the work in hand finish after SIGTERM/SIGINT before it is cut "
+        "short (keep it below the orchestrator's own grace period).",
+        min=0.1,
+        max=300,
+    ),
+]
 
 SAGAS_SHORT_HELP = "Run the checkout and escrow sagas (services profile only)."
 SAGAS_HELP = (
@@ -52,6 +67,9 @@ SAGAS_HELP = (
     "On SIGTERM or SIGINT the worker stops its runner (waiting at most --grace seconds), "
     "closes its connections and exits 0. A step cut short is safe: it is taken again, with "
     "the same idempotency keys, by the next runner. Logs go to stderr at MERCATO_LOG_LEVEL."
+    "\n\n"
+    "With --metrics-port, the saga instances by saga and status and the deadlines pending are "
+    "served at /metrics (refreshed every 5 s; the first count reads every saga event in the log)."
 )
 
 
@@ -63,21 +81,20 @@ def sagas(
             help="Seconds to wait for the runner to stop after SIGTERM/SIGINT.", min=0.1, max=60
         ),
     ] = 5.0,
+    metrics_port: MetricsPort = None,
 ) -> None:
     from interfaces.cli.main import settings_or_exit  # main imports this module
 
     settings = settings_or_exit()
     _services_only(settings, "sagas", runs="the sagas")
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not asyncio.run(run_sagas(settings, grace=grace)):
+    _configure_logging(settings)
+    with process_tracing("mercato-sagas"):
+        succeeded = asyncio.run(run_sagas(settings, grace=grace, metrics_port=metrics_port))
+    if not succeeded:
         raise typer.Exit(code=1)
 
 
-async def run_sagas(settings: Settings, *, grace: float) -> bool:
+async def run_sagas(settings: Settings, *, grace: float, metrics_port: int | None = None) -> bool:
     """Run the saga runner until SIGTERM/SIGINT; False if it failed on its own."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -85,12 +102,19 @@ async def run_sagas(settings: Settings, *, grace: float) -> bool:
     for number in signals:
         loop.add_signal_handler(number, stop.set)
     container = bootstrap(settings)
+    reporting: list[asyncio.Task[None]] = []
+    if metrics_port is not None:
+        reporting.append(asyncio.create_task(serve_metrics(metrics_port, stop)))
     try:
-        # The services profile starts no runner in `start()`: this worker runs the only one.
-        if not await _until_stopped(asyncio.create_task(container.start()), stop, grace):
+        # No background work: this worker runs the runner itself, and the analytics
+        # projections a chdb engine needs belong to the API process, not here.
+        starting = asyncio.create_task(container.start(background=False))
+        if not await _until_stopped(starting, stop, grace):
             logger.info("saga worker stopped before it started")
             return True
         runner = container.marketplace.saga_runner()
+        if metrics_port is not None:
+            reporting.append(asyncio.create_task(report_sagas_while_running(container, stop)))
         logger.info(
             "saga worker started: profile %s, runner group %s, owner %s",
             settings.profile.value,
@@ -112,6 +136,8 @@ async def run_sagas(settings: Settings, *, grace: float) -> bool:
         logger.exception("saga worker failed")
         return False
     finally:
+        for task in reporting:  # a census still reading the log must not hold the exit
+            await cancel_and_wait(task)
         await container.close()
         for number in signals:
             loop.remove_signal_handler(number)
@@ -130,28 +156,29 @@ RELAY_HELP = (
 )
 
 PROJECTOR_HELP = (
-    "Run a projection's live worker: consume its topics in the projection's consumer group, "
-    "apply batches to its read model (checkpoints stored with the data), then commit offsets."
+    "Run a projection's live worker (given a store's name, `views`, `search` or `analytics`, "
+    "one worker per projection written to it): consume its topics in the projection's "
+    "consumer group, apply batches to its read model (checkpoints stored with the data), then "
+    "commit offsets."
     "\n\n"
     "Start several for one projection to share its partitions (up to MERCATO_KAFKA_PARTITIONS); "
     "a killed worker's partitions move to the others and nothing is lost or applied twice. A "
     "poison event parks its stream (see `mercato dlq`). `mercato projections status` lists the "
     "projections. On SIGTERM the batch in hand is finished and committed, then the worker exits "
-    "0. Services profile only: `mercato serve` runs the projections of the embedded profile."
+    "0 (a batch still unfinished after --grace seconds is cut short, uncommitted: it comes "
+    "again). Services profile only: `mercato serve` runs the projections of the embedded "
+    "profile, and the API process runs the analytics projections when ClickHouse is chdb."
 )
 
 
 def _services_only(settings: Settings, command: str, *, runs: str) -> None:
     """Refuse (exit 2) outside the services profile, where `mercato serve` does the work."""
     if settings.profile is not Profile.SERVICES:
-        err_console.print(
-            f"[bold red]error:[/] `mercato worker {command}` is for the services profile; on the "
+        _refuse(
+            f"`mercato worker {command}` is for the services profile; on the "
             f"{settings.profile.value} profile `mercato serve` runs {runs} in its own process "
-            f"(set MERCATO_PROFILE=services to run them in workers)",
-            highlight=False,
-            soft_wrap=True,
+            f"(set MERCATO_PROFILE=services to run them in workers)"
         )
-        raise typer.Exit(code=2)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -159,27 +186,32 @@ def _configure_logging(settings: Settings) -> None:
     configure_logging(settings.log_level)
 
 
-MetricsPort = Annotated[
-    int | None,
-    typer.Option(help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics.", min=1, max=65535),
-]
-
-
 @app.command("relay", help=RELAY_HELP, short_help="Publish the event log to Kafka.")
-def relay(metrics_port: MetricsPort = None) -> None:
+def relay(metrics_port: MetricsPort = None, grace: Grace = 10.0) -> None:
     from interfaces.cli.main import settings_or_exit
 
     settings = settings_or_exit()
     _services_only(settings, "relay", runs="the projections and their feed")
     _configure_logging(settings)
-    if not asyncio.run(_run_until_signal(settings, _relay, metrics_port=metrics_port)):
+    with process_tracing("mercato-relay"):
+        succeeded = asyncio.run(
+            _run_until_signal(settings, _relay, grace=grace, metrics_port=metrics_port)
+        )
+    if not succeeded:
         raise typer.Exit(code=1)
 
 
-@app.command("projector", help=PROJECTOR_HELP, short_help="Run one projection's live worker.")
+@app.command("projector", help=PROJECTOR_HELP, short_help="Run projections' live workers.")
 def projector(
-    name: Annotated[str, typer.Argument(help="The projection (see `mercato projections status`).")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="A projection (see `mercato projections status`), or a store: `views`, "
+            "`search` or `analytics` runs every projection written to it."
+        ),
+    ],
     metrics_port: MetricsPort = None,
+    grace: Grace = 10.0,
 ) -> None:
     from interfaces.cli.main import settings_or_exit
 
@@ -187,16 +219,34 @@ def projector(
     _services_only(settings, "projector", runs="the projections")
     _configure_logging(settings)
     try:
-        bootstrap(settings).projection(name)
+        projections = bootstrap(settings).projections_named(name)
     except LookupError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        _refuse(str(error))
+    analytics = [p.name for p in projections if p.sink == "analytics"]
+    if analytics and settings.clickhouse_target.startswith("chdb://"):
+        # chdb locks its folder to one process: the API's, which runs these projections itself.
+        _refuse(
+            f"projection {', '.join(analytics)} writes to the analytics store, whose ClickHouse "
+            "engine here is chdb, inside the API process: `mercato serve` runs the analytics "
+            "projections itself (set MERCATO_CLICKHOUSE_URL to a ClickHouse server to run them "
+            "in workers)"
+        )
 
     async def run(container: Container, stop: asyncio.Event) -> None:
-        await _projector(container, name, stop)
+        await asyncio.gather(*(_projector(container, p.name, stop) for p in projections))
 
-    if not asyncio.run(_run_until_signal(settings, run, metrics_port=metrics_port)):
+    with process_tracing("mercato-projector"):
+        succeeded = asyncio.run(
+            _run_until_signal(settings, run, grace=grace, metrics_port=metrics_port)
+        )
+    if not succeeded:
         raise typer.Exit(code=1)
+
+
+def _refuse(message: str) -> NoReturn:
+    """Print one error line and exit with status 2 (the command cannot run as asked)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
 
 
 async def _relay(container: Container, stop: asyncio.Event) -> None:
@@ -229,7 +279,7 @@ async def _projector(container: Container, name: str, stop: asyncio.Event) -> No
     logger.info("projector %s started (version %d)", name, projection.version)
     reporting = asyncio.create_task(report_while_running(container, projection, worker, stop))
     await worker.run(stop)
-    stop.set()
+    stop.set()  # one projection's worker ending (failed or stopped) ends the process's others
     await reporting
     logger.info(
         "projector %s stopped: %d batches, %d events, %d parked or held back",

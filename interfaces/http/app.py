@@ -13,12 +13,16 @@ from interfaces.bootstrap import bootstrap
 from interfaces.http import (
     account_routes,
     admin_routes,
+    analytics_routes,
     auth_routes,
     dispute_routes,
     health_routes,
+    me_routes,
     order_routes,
     payment_routes,
     product_routes,
+    search_routes,
+    seller_routes,
     telemetry,
     wallet_routes,
 )
@@ -56,11 +60,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(health_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(account_routes.router)
+    # Before the products router: `/products/{product_id}` would take `/products/search`.
+    app.include_router(search_routes.router)
     app.include_router(product_routes.router)
     app.include_router(order_routes.router)
     app.include_router(dispute_routes.router)
     app.include_router(payment_routes.router)
+    # `/wallets/me` is declared before `/wallets/{currency}` in its router, so it wins.
     app.include_router(wallet_routes.router)
+    app.include_router(me_routes.router)
+    app.include_router(seller_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(analytics_routes.router)
     app.include_router(telemetry.router)
     return app

@@ -15,6 +15,8 @@
 | any other `DomainError` | 422 |
 | `PaymentGatewayError` (the provider failed) | 502 |
 | `EventStoreUnavailableError` (with `Retry-After`) | 503 |
+| `ReadModelBehindError`: `min_position` not reached in time (`Retry-After`, the lag) | 503 |
+| `ReadModelUnavailableError`: the read model was never built (with `Retry-After`) | 503 |
 | anything else: logged with the request id, nothing internal in the body | 500 |
 
 Every 422 has the shape of FastAPI's validation errors (`detail` lists each problem's `loc`),
@@ -35,7 +37,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from application.accounts.errors import AuthenticationError, InvalidToken
-from application.errors import AggregateNotFoundError
+from application.errors import (
+    AggregateNotFoundError,
+    ReadModelBehindError,
+    ReadModelUnavailableError,
+)
 from application.ports.event_store import (
     ConcurrencyError,
     EventStoreUnavailableError,
@@ -56,6 +62,8 @@ STATUS_OF: dict[type[Exception], int] = {
     DomainError: 422,
     PaymentGatewayError: 502,
     EventStoreUnavailableError: 503,
+    ReadModelBehindError: 503,
+    ReadModelUnavailableError: 503,
 }
 """Looked up along the raised error's class hierarchy: the nearest class listed wins."""
 
@@ -87,9 +95,18 @@ async def _handle(request: Request, error: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = (
             'Bearer error="invalid_token"' if isinstance(error, InvalidToken) else "Bearer"
         )
-    if isinstance(error, EventStoreUnavailableError):
+    body: dict[str, Any] = {"detail": str(error), "code": code}
+    if isinstance(error, EventStoreUnavailableError | ReadModelUnavailableError):
         headers["Retry-After"] = "1"
-    return JSONResponse({"detail": str(error), "code": code}, status_code=status, headers=headers)
+    if isinstance(error, ReadModelBehindError):
+        headers["Retry-After"] = "1"
+        body.update(
+            projection=error.projection,
+            min_position=error.min_position,
+            position=error.reached,
+            lag_events=error.lag_events,
+        )
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _handle_http_exception(request: Request, error: Exception) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Buyers' orders: place, cancel, confirm receipt, dispute; and reading one, now or as of then."""
+"""Buyers' orders: place, cancel, confirm receipt, dispute; and reading one, from its view or
+as of a past moment."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from application.commerce.commands import (
     PlaceOrder,
     Reason,
 )
+from application.commerce.marketplace import Marketplace
 from application.commerce.results import CommandResult
 from application.context import Actor
 from application.errors import AggregateNotFoundError
@@ -30,8 +32,10 @@ from interfaces.http.dependencies import (
     IdempotentCommandContextDep,
     MarketplaceDep,
 )
+from interfaces.http.read_models import ReadModelsDep
 from interfaces.http.schemas import CommandAccepted, RequestBody, error_responses
-from interfaces.http.views import OrderView
+from interfaces.http.views import OrderView, view_document
+from projections.order_views import ORDER_VIEWS, order_doc
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -71,30 +75,42 @@ async def place_order(
     return _accepted(result)
 
 
-@router.get("/{order_id}", response_model=OrderView, responses=error_responses(401, 404))
+@router.get("/{order_id}", response_model=OrderView, responses=error_responses(401, 404, 503))
 async def get_order(
     order_id: UUID,
     actor: CurrentActor,
     marketplace: MarketplaceDep,
+    read_models: ReadModelsDep,
     as_of: Annotated[
         str | None,
         Query(
             max_length=40,
             description="A global position (digits) or an ISO 8601 time with a UTC offset: "
-            "the order as it stood then.",
+            "the order as it stood then, rebuilt from its stream.",
         ),
     ] = None,
 ) -> OrderView:
-    """An order read from its stream (its buyer, its seller and admins only)."""
-    repository = marketplace.repository
-    if as_of is None:
-        order = await repository.get(Order, order_id, tenant_id=actor.tenant_id)
-    else:
-        position, moment = _as_of(as_of)
-        order = await repository.get_as_of(
-            Order, order_id, tenant_id=actor.tenant_id, as_of_position=position, as_of_time=moment
-        )
-    if not _may_read(actor, order):
+    """An order, from its view (its buyer, its seller and admins only)."""
+    if as_of is not None:
+        return await _order_as_of(order_id, as_of, actor, marketplace)
+    live = await read_models.live(ORDER_VIEWS.name)
+    fields = await view_document(live, order_doc(actor.tenant_id, str(order_id)))
+    if fields is None or "id" not in fields:
+        raise AggregateNotFoundError(Order, str(order_id))
+    if not _may_read(actor, UUID(fields["buyer_id"]), UUID(fields["seller_id"])):
+        raise AggregateNotFoundError(Order, str(order_id))
+    return OrderView.from_document(fields)
+
+
+async def _order_as_of(
+    order_id: UUID, as_of: str, actor: Actor, marketplace: Marketplace
+) -> OrderView:
+    """The order as it stood at a position or a time: a temporal read from its stream."""
+    position, moment = _as_of(as_of)
+    order = await marketplace.repository.get_as_of(
+        Order, order_id, tenant_id=actor.tenant_id, as_of_position=position, as_of_time=moment
+    )
+    if not _may_read(actor, order.buyer_id, order.seller_id):
         raise AggregateNotFoundError(Order, str(order_id))
     return OrderView.of(order)
 
@@ -136,8 +152,8 @@ def _accepted(result: CommandResult) -> OrderAccepted:
     )
 
 
-def _may_read(actor: Actor, order: Order) -> bool:
-    return actor.account_id in (order.buyer_id, order.seller_id) or actor.has_role(Role.ADMIN)
+def _may_read(actor: Actor, buyer_id: UUID, seller_id: UUID) -> bool:
+    return actor.account_id in (buyer_id, seller_id) or actor.has_role(Role.ADMIN)
 
 
 def _as_of(value: str) -> tuple[int | None, datetime | None]:

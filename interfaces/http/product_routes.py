@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
@@ -21,6 +21,9 @@ from application.commerce.commands import (
     UpdateProduct,
 )
 from application.commerce.results import CommandResult
+from application.context import Actor
+from application.errors import AggregateNotFoundError
+from domain.account import Role
 from domain.product import Product, ProductKind
 from interfaces.http.dependencies import (
     CommandContextDep,
@@ -29,8 +32,10 @@ from interfaces.http.dependencies import (
     MarketplaceDep,
     etag,
 )
+from interfaces.http.read_models import ReadModelsDep
 from interfaces.http.schemas import CommandAccepted, RequestBody, error_responses
-from interfaces.http.views import ProductView
+from interfaces.http.views import ProductView, view_document
+from projections.product_pages import PRODUCT_PAGES, product_doc
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -84,14 +89,19 @@ async def create_product(
     return _accepted(await marketplace.dispatch(command, context), response)
 
 
-@router.get("/{product_id}", response_model=ProductView, responses=error_responses(401, 404))
+@router.get("/{product_id}", response_model=ProductView, responses=error_responses(401, 404, 503))
 async def get_product(
-    product_id: UUID, actor: CurrentActor, marketplace: MarketplaceDep, response: Response
+    product_id: UUID, actor: CurrentActor, read_models: ReadModelsDep, response: Response
 ) -> ProductView:
-    """A product as its stream stands now, with its ETag (for `If-Match`)."""
-    product = await marketplace.repository.get(Product, product_id, tenant_id=actor.tenant_id)
-    response.headers["ETag"] = etag(product.version)
-    return ProductView.of(product)
+    """A product's page, with its ETag (for `If-Match`); an unpublished product is shown to
+    its creator and admins only."""
+    live = await read_models.live(PRODUCT_PAGES.name)
+    fields = await view_document(live, product_doc(actor.tenant_id, str(product_id)))
+    if fields is None or "id" not in fields or not _may_see(actor, fields):
+        raise AggregateNotFoundError(Product, str(product_id))
+    page = ProductView.from_document(fields)
+    response.headers["ETag"] = etag(page.version)
+    return page
 
 
 @router.patch("/{product_id}", response_model=ProductAccepted, responses=ERRORS)
@@ -155,6 +165,12 @@ async def change_price(
     """Set a product's price (owner only); orders already placed keep theirs."""
     command = ChangePrice(product_id=product_id, price=body.price, expected_version=expected)
     return _accepted(await marketplace.dispatch(command, context), response)
+
+
+def _may_see(actor: Actor, fields: dict[str, Any]) -> bool:
+    if fields.get("published"):
+        return True
+    return actor.account_id == UUID(fields["creator_id"]) or actor.has_role(Role.ADMIN)
 
 
 def _accepted(result: CommandResult, response: Response) -> ProductAccepted:

@@ -42,6 +42,10 @@ _MEANINGS = {
     409: "The resource's current state or version refuses the command.",
     413: "The request body is over the size limit.",
     502: "The payment provider failed.",
+    503: (
+        "The read model has not reached `min_position` in time (with `Retry-After` and the "
+        "lag), or is not built yet; retry."
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -21,9 +22,11 @@ from application.ports.clock import Clock
 from application.sagas.checkout import CheckoutSaga, CheckoutStatus, checkout_saga_id
 from application.sagas.escrow import EscrowSaga, EscrowSagaStatus, escrow_saga_id
 from domain.account import Role
+from infrastructure.kafka.relay import Relay
 from infrastructure.settings import Settings, load_settings
 from interfaces.bootstrap import Container
 from interfaces.http.app import create_app
+from projections.worker import ProjectionWorker
 
 PASSWORD = "correct horse battery staple"
 CHEAP_ARGON2: dict[str, Any] = {
@@ -189,28 +192,55 @@ def create_product(
     return product_id
 
 
-def place_order(
+def placed_order(
     client: TestClient, buyer: User, product_id: UUID, *, quantity: int = 1, key: str | None = None
-) -> UUID:
+) -> tuple[UUID, int]:
+    """Place an order; its id and the position the command answered (the consistency token)."""
     response = client.post(
         "/orders",
         json={"lines": [{"product_id": str(product_id), "quantity": quantity}]},
         headers=buyer.headers | {"Idempotency-Key": key or uuid4().hex},
     )
     assert response.status_code == 201, response.text
-    return UUID(response.json()["order_id"])
+    body = response.json()
+    return UUID(body["order_id"]), int(body["position"])
 
 
-def order_status(client: TestClient, user: User, order_id: UUID) -> str:
-    response = client.get(f"/orders/{order_id}", headers=user.headers)
+def place_order(
+    client: TestClient, buyer: User, product_id: UUID, *, quantity: int = 1, key: str | None = None
+) -> UUID:
+    order_id, _ = placed_order(client, buyer, product_id, quantity=quantity, key=key)
+    return order_id
+
+
+def position_of(response: httpx.Response) -> int:
+    """The consistency token of a command's answer."""
+    assert response.status_code in (200, 201), response.text
+    position: int = response.json()["position"]
+    return position
+
+
+def order_status(
+    client: TestClient, user: User, order_id: UUID, *, min_position: int | None = None
+) -> str:
+    """The order's status from its view; with `min_position`, a view that reflects it."""
+    params = {} if min_position is None else {"min_position": min_position}
+    response = client.get(f"/orders/{order_id}", params=params, headers=user.headers)
     assert response.status_code == 200, response.text
     status: str = response.json()["status"]
     return status
 
 
 def until_order_is(client: TestClient, user: User, order_id: UUID, *statuses: str) -> str:
+    """Poll the order's view until its status is one of `statuses`. Until the view has the
+    order it answers 404, and 503 until its projector has written anything at all."""
+
     def reached() -> str | None:
-        status = order_status(client, user, order_id)
+        response = client.get(f"/orders/{order_id}", headers=user.headers)
+        if response.status_code in (404, 503):
+            return None
+        assert response.status_code == 200, response.text
+        status: str = response.json()["status"]
         return status if status in statuses else None
 
     return eventually(reached, what=f"order {order_id} is {'/'.join(statuses)}")
@@ -243,6 +273,50 @@ def until_sagas_rest(client: TestClient, user: User, order_id: UUID) -> None:
         )
 
     eventually(lambda: call(client, resting) or None, what=f"the sagas of {order_id} rest")
+
+
+@contextmanager
+def views_projected(client: TestClient) -> Iterator[None]:
+    """On the services profile, run beside the app what a deployment runs beside the API for
+    the hot views: the relay and one projector per `views` projection (as `mercato worker
+    relay` and `mercato worker projector NAME` do), as tasks on the app's event loop. Give the
+    settings a Kafka topic prefix of the test's own (`unique_topic_prefix`)."""
+    container = container_of(client)
+    settings = container.settings
+    projections = [p for p in container.projections if p.sink == "views"]
+
+    async def start() -> tuple[asyncio.Event, list[asyncio.Task[None]]]:
+        stop = asyncio.Event()
+        relay = Relay(
+            container.event_store,
+            settings.postgres_dsn,
+            settings.kafka_bootstrap,
+            topic_prefix=settings.kafka_topic_prefix,
+            partitions=settings.kafka_partitions,
+            categories=set().union(*(p.categories for p in projections)),
+        )
+        workers = [
+            ProjectionWorker(await container.applier(p), await container.projector_feed(p))
+            for p in projections
+        ]
+        tasks = [asyncio.create_task(relay.run(stop))]
+        tasks += [asyncio.create_task(worker.run(stop)) for worker in workers]
+        return stop, tasks
+
+    async def finish(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+    stop, tasks = call(client, start)
+    try:
+        yield
+    finally:
+        call(client, finish, stop, tasks)
+
+
+def unique_topic_prefix() -> str:
+    """Kafka topics (and so consumer groups) no other test shares."""
+    return f"e2e.{uuid4().hex[:10]}."
 
 
 def webhooks_over_http(client: TestClient) -> list[int]:

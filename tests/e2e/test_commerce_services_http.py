@@ -1,6 +1,7 @@
 """A sale over HTTP on the services profile: Postgres event and saga stores, webhooks signed
 by the payment simulator and delivered to the HTTP endpoint, sagas run by a runner as
-`mercato worker sagas` would."""
+`mercato worker sagas` would, and the hot views in Redis fed through Kafka by the relay and
+projectors as `mercato worker relay` and `mercato worker projector` would."""
 
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ from tests.e2e.http_support import (
     container_of,
     create_product,
     eventually,
+    head_position,
     order_status,
     place_order,
+    position_of,
     running,
     signed_up,
+    unique_topic_prefix,
     until_order_is,
+    views_projected,
     webhooks_over_http,
 )
 
@@ -34,9 +39,13 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def client(fresh_postgres_dsn: str, tmp_path: Path) -> Iterator[TestClient]:
     settings = load_settings(
-        profile="services", data_dir=tmp_path, postgres_dsn=fresh_postgres_dsn, **CHEAP_ARGON2
+        profile="services",
+        data_dir=tmp_path,
+        postgres_dsn=fresh_postgres_dsn,
+        kafka_topic_prefix=unique_topic_prefix(),
+        **CHEAP_ARGON2,
     )
-    with running(settings) as client:
+    with running(settings) as client, views_projected(client):
         # On this profile the API process runs no sagas: a worker does. Run one here.
         runner = container_of(client).marketplace.saga_runner()
 
@@ -64,9 +73,9 @@ def test_a_creator_sells_a_track_and_is_paid_minus_the_fee(client: TestClient) -
     order_id = place_order(client, buyer, product_id, quantity=2)
     until_order_is(client, buyer, order_id, "delivered")
     confirmed = client.post(f"/orders/{order_id}/confirm-receipt", headers=buyer.headers)
+    completed_at = position_of(confirmed)
 
-    assert confirmed.status_code == 200
-    assert order_status(client, buyer, order_id) == "completed"
+    assert order_status(client, buyer, order_id, min_position=completed_at) == "completed"
     assert_the_capture_came_over_http(webhooks)
 
     def seller_balance() -> int | None:
@@ -75,5 +84,11 @@ def test_a_creator_sells_a_track_and_is_paid_minus_the_fee(client: TestClient) -
 
     # 2 x 25.00 EUR = 50.00 EUR, less the platform's 10 % fee.
     assert eventually(seller_balance, what="the seller is credited") == 4_500
-    product = client.get(f"/products/{product_id}", headers=creator.headers).json()
-    assert product["stock"] == 1
+    product = client.get(
+        f"/products/{product_id}",
+        params={"min_position": head_position(client)},
+        headers=creator.headers,
+    ).json()
+    assert (product["stock"], product["available"]) == (1, 1)
+    me = client.get("/me/orders", params={"min_position": completed_at}, headers=buyer.headers)
+    assert [(o["id"], o["status"]) for o in me.json()["orders"]] == [(str(order_id), "completed")]

@@ -12,7 +12,6 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from elasticsearch import AsyncElasticsearch, ConflictError
 
-from tests.conftest import RUN_ID
+from tests.conftest import PROCESS_CHDB_URL, RUN_ID
 
 pytestmark = pytest.mark.integration
 
@@ -298,10 +297,10 @@ async def test_elasticsearch_external_versions_search_and_alias_swap(
 
 
 @pytest.fixture(scope="session")
-def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The one chdb client of this test process: chdb opens a single data path per process."""
-    path: Path = tmp_path_factory.mktemp("chdb")
-    client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+def clickhouse() -> Iterator[Any]:
+    """A chdb client on this test process's one folder: chdb opens a single folder per process
+    (the analytics sinks of the tests' containers use it too)."""
+    client = clickhouse_connect.get_client(dsn=PROCESS_CHDB_URL)
     try:
         yield client
     finally:

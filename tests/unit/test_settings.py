@@ -58,6 +58,7 @@ def test_every_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lines[1].startswith("invalid setting MERCATO_REDIS_URL:")
 
 
-def test_clickhouse_defaults_to_chdb_inside_the_data_dir() -> None:
+def test_clickhouse_defaults_to_chdb_inside_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MERCATO_CLICKHOUSE_URL")
     settings = load_settings(data_dir=Path("/srv/mercato"))
     assert settings.clickhouse_target == "chdb:///srv/mercato/clickhouse"
