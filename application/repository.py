@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -28,6 +29,7 @@ from application.ports.event_store import (
     Idempotency,
     RecordedEvent,
 )
+from application.ports.instruments import NO_INSTRUMENTS, Instruments
 from application.serialization import EventSerializer
 from application.tracing import (
     EVENT_COUNT,
@@ -54,6 +56,7 @@ class Repository:
         serializer: EventSerializer | None = None,
         *,
         snapshot_intervals: Mapping[type[Aggregate], int] | None = None,
+        instruments: Instruments = NO_INSTRUMENTS,
     ) -> None:
         """`snapshot_intervals[T] = n` snapshots an aggregate of type T every n events."""
         intervals = dict(snapshot_intervals or {})
@@ -62,6 +65,7 @@ class Repository:
         self._store = store
         self._serializer = serializer or EventSerializer()
         self._snapshot_intervals = intervals
+        self._instruments = instruments
 
     async def get(
         self, aggregate_type: type[TAggregate], aggregate_id: UUID | str, *, tenant_id: str
@@ -143,6 +147,7 @@ class Repository:
         ) as span:
             # The events name this span as their cause (or, with tracing off, the caller's).
             traceparent = traceparent_of_current_span() or metadata.traceparent
+            started = time.perf_counter()
             try:
                 result = await self._store.append(
                     str(aggregate.id),
@@ -158,6 +163,9 @@ class Repository:
                 span.set_attribute(OUTCOME, "error")
                 record_failure(span, error)
                 raise
+            self._instruments.append_acknowledged(
+                0 if result.replayed else len(new_events), time.perf_counter() - started
+            )
             span.set_attributes(
                 {
                     OUTCOME: "replayed" if result.replayed else "ok",

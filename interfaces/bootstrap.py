@@ -33,6 +33,7 @@ from infrastructure.auth.passwords import Argon2PasswordHasher
 from infrastructure.auth.tokens import JwtTokenCodec
 from infrastructure.payments.simulator import PaymentSimulator
 from infrastructure.settings import Profile, Settings
+from infrastructure.telemetry.metrics import PrometheusInstruments
 from projections.applier import ProjectionApplier
 from projections.catalog import core_projections
 from projections.definition import Projection
@@ -316,6 +317,7 @@ def _marketplace(
         clock,
         policy=_saga_policy(settings),
         platform_fee_bps=settings.platform_fee_bps,
+        instruments=PrometheusInstruments(),
     )
 
 

@@ -19,6 +19,7 @@ from application.commerce.services import Services
 from application.context import CommandContext
 from application.errors import AggregateNotFoundError
 from application.ports.event_store import ConcurrencyError, IdempotencyKeyReusedError, NewEvent
+from application.ports.instruments import NO_INSTRUMENTS, Instruments
 from application.tracing import (
     COMMAND,
     EVENT_COUNT,
@@ -48,6 +49,7 @@ class CommandBus:
         handlers: Mapping[type[Command], Handler] = HANDLERS,
         retry_on_conflict: frozenset[type[Command]] = RETRY_ON_CONFLICT,
         attempts: int = DEFAULT_ATTEMPTS,
+        instruments: Instruments = NO_INSTRUMENTS,
     ) -> None:
         if attempts < 1:
             raise ValueError("a command needs at least one attempt")
@@ -55,6 +57,7 @@ class CommandBus:
         self._handlers = handlers
         self._retry_on_conflict = retry_on_conflict
         self._attempts = attempts
+        self._instruments = instruments
 
     async def dispatch(self, command: Command, context: CommandContext) -> CommandResult:
         """Run the command's handler once, or return the first result of its idempotency key.
@@ -79,12 +82,14 @@ class CommandBus:
                 result = await self._dispatch(command, context)
             except BaseException as error:
                 outcome = command_outcome(error)
+                self._instruments.command_handled(name, outcome)
                 span.set_attribute(OUTCOME, outcome)
                 if outcome == "error":
                     record_failure(span, error)
                 else:  # the caller's doing (or its cancellation), not a fault of ours
                     span.set_attribute("mercato.refusal", type(error).__name__)
                 raise
+            self._instruments.command_handled(name, "replayed" if result.replayed else "ok")
             span.set_attributes(
                 {
                     OUTCOME: "replayed" if result.replayed else "ok",

@@ -20,6 +20,7 @@ from application.commerce.services import DEFAULT_PLATFORM_FEE_BPS, Services
 from application.context import CommandContext
 from application.ports.clock import Clock
 from application.ports.event_store import EventStore
+from application.ports.instruments import NO_INSTRUMENTS, Instruments
 from application.ports.payment_gateway import PaymentGateway
 from application.ports.saga_store import SagaStore
 from application.repository import Repository
@@ -44,11 +45,15 @@ class Marketplace:
     policy: SagaPolicy = field(default_factory=SagaPolicy)
     platform_fee_bps: int = DEFAULT_PLATFORM_FEE_BPS
     saga_group: str = "sagas"
+    instruments: Instruments = NO_INSTRUMENTS
 
     def __post_init__(self) -> None:
         self.serializer = EventSerializer()
         self.repository = Repository(
-            self.store, self.serializer, snapshot_intervals=SNAPSHOT_INTERVALS
+            self.store,
+            self.serializer,
+            snapshot_intervals=SNAPSHOT_INTERVALS,
+            instruments=self.instruments,
         )
         self.services = Services(
             store=self.store,
@@ -57,7 +62,7 @@ class Marketplace:
             gateway=self.gateway,
             platform_fee_bps=self.platform_fee_bps,
         )
-        self.bus = CommandBus(self.services)
+        self.bus = CommandBus(self.services, instruments=self.instruments)
         self.webhooks = PaymentWebhooks(self.gateway, self.bus)
 
     async def dispatch(self, command: Command, context: CommandContext) -> CommandResult:

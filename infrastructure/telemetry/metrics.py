@@ -167,3 +167,14 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+class PrometheusInstruments:
+    """The write side's `Instruments` port, on this registry's command and append metrics."""
+
+    def command_handled(self, command: str, outcome: str) -> None:
+        COMMANDS.labels(command=command, outcome=outcome).inc()
+
+    def append_acknowledged(self, events: int, seconds: float) -> None:
+        EVENT_APPENDS.inc()
+        EVENT_APPEND_DURATION.observe(seconds)

@@ -233,6 +233,33 @@ def test_the_embedded_api_counts_its_sagas_by_status_and_their_deadlines(
     assert "mercato_saga_deadlines_pending 1.0" in text  # the dispute window
 
 
+def test_commands_and_appends_are_counted_by_type_and_outcome(client: TestClient) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    placed_before = sample("mercato_commands_total", command="PlaceOrder", outcome="ok")
+    missing_before = sample("mercato_commands_total", command="PlaceOrder", outcome="not_found")
+    appends_before = sample("mercato_event_appends_total")
+    timed_before = sample("mercato_event_append_duration_seconds_count")
+    creator = signed_up(client, "commands.creator@example.org", roles=("creator",))
+    buyer = signed_up(client, "commands.buyer@example.org")
+    place_order(client, buyer, create_product(client, creator))
+    refused = client.post(
+        "/orders",
+        json={"lines": [{"product_id": str(uuid4()), "quantity": 1}]},
+        headers=buyer.headers | {"Idempotency-Key": str(uuid4())},
+    )
+    assert refused.status_code == 404
+
+    assert client.get("/metrics").status_code == 200
+    assert sample("mercato_commands_total", command="PlaceOrder", outcome="ok") > placed_before
+    missing = sample("mercato_commands_total", command="PlaceOrder", outcome="not_found")
+    assert missing == missing_before + 1
+    appends = sample("mercato_event_appends_total") - appends_before
+    assert appends >= 3  # the product's creation and publication, the order's placing
+    assert sample("mercato_event_append_duration_seconds_count") - timed_before == appends
+
+
 async def test_a_worker_serves_its_metrics_on_its_own_port_until_stopped() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
