@@ -33,12 +33,13 @@ services-down: ## Stop the local services started by services-up
 services-status: ## Show the local services and whether each is healthy
 	$(SERVICES) status
 
-lint: install ## ruff, mypy, import-linter, and the Kubernetes manifests against their schemas
+lint: install ## ruff, mypy, import-linter, the Kubernetes manifests, docker compose config
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
 	deploy/local/kubeconform.sh
+	deploy/local/compose.sh
 
 test-unit: install ## Only the tests that need no service
 	$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)

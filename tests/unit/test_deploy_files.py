@@ -1,11 +1,12 @@
-"""The deployment files are valid and consistent with the code: docker compose's own check where
-the client has compose, and structural checks of the YAML everywhere (this machine's docker
-client has no compose). The Kubernetes manifests are also checked against the API's schemas by
-deploy/local/kubeconform.sh; the checks here are the ones a schema cannot make (probes, limits,
-names that must match each other and the settings)."""
+"""The deployment files are valid and consistent with the code: docker compose's own check (with
+the compose that deploy/local/compose.sh installs) and structural checks of the YAML. The
+Kubernetes manifests are also checked against the API's schemas by deploy/local/kubeconform.sh;
+the checks here are the ones a schema cannot make (probes, limits, names that must match each
+other and the settings)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.unit
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
+COMPOSE_SCRIPT = DEPLOY / "local" / "compose.sh"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COLLECTOR = DEPLOY / "otel-collector.yaml"
 K8S = DEPLOY / "k8s"
@@ -153,24 +155,42 @@ def test_the_collector_pipelines_use_only_components_it_defines() -> None:
     assert config["exporters"]["otlp/jaeger"]["endpoint"].startswith("jaeger:")
 
 
-def docker_compose_available() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-def test_docker_compose_accepts_the_file_when_the_client_has_compose() -> None:
-    if not docker_compose_available():
-        # Not a skip: the structural checks above always run; this adds compose's own check.
-        return
-    result = subprocess.run(
-        ["docker", "compose", "-f", str(COMPOSE), "--profile", "observability", "config"],
-        capture_output=True,
-        text=True,
-        check=False,
+def compose_command() -> list[str]:
+    """docker compose as deploy/local/compose.sh installs it (`make lint` runs the script): the
+    docker client's plugin, or else the script's binary, standalone."""
+    if shutil.which("docker") is not None:
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    installed = subprocess.run(
+        [str(COMPOSE_SCRIPT), "--path"], capture_output=True, text=True, check=False
     )
-    assert result.returncode == 0, result.stderr
+    if installed.returncode != 0:
+        pytest.fail(
+            "docker compose is not installed: run deploy/local/compose.sh (make lint does)\n"
+            + installed.stderr
+        )
+    return [installed.stdout.strip()]
+
+
+@pytest.mark.parametrize(
+    ("profiles", "expected"),
+    [([], set(services()) - OBSERVABILITY), (["--profile", "observability"], set(services()))],
+    ids=["default", "observability"],
+)
+def test_docker_compose_accepts_the_file(profiles: list[str], expected: set[str]) -> None:
+    # COMPOSE_PROFILES from the caller's environment would add profiles to the default run.
+    environment = {key: value for key, value in os.environ.items() if key != "COMPOSE_PROFILES"}
+    command = [*compose_command(), "-f", str(COMPOSE), *profiles, "config"]
+    checked = subprocess.run(
+        [*command, "--quiet"], capture_output=True, text=True, check=False, env=environment
+    )
+    assert checked.returncode == 0, checked.stderr
+    listed = subprocess.run(
+        [*command, "--services"], capture_output=True, text=True, check=False, env=environment
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert set(listed.stdout.split()) == expected
 
 
 # --- the Dockerfile -----------------------------------------------------------------------
