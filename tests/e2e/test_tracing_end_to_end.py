@@ -114,14 +114,14 @@ def the_span(spans: Sequence[ReadableSpan], name: str, *, parent: ReadableSpan) 
 
 
 def spans_named(exporter: InMemorySpanExporter, name: str, trace_id: int) -> list[ReadableSpan]:
-    """Spans called `name` that belong to the trace or link to it, once one has ended."""
+    """Spans called `name` that belong to the trace or link to it, once one has ended — or
+    that sit in a trace whose root links to it: a Kafka batch holding events of several traces
+    starts a trace of its own, its `consume` span links to each, and `apply` is its child."""
 
     def ended() -> list[ReadableSpan] | None:
-        found = [
-            span
-            for span in exporter.get_finished_spans()
-            if span.name == name and belongs_or_links_to(span, trace_id)
-        ]
+        spans = exporter.get_finished_spans()
+        linking = {trace_id_of(span) for span in spans if belongs_or_links_to(span, trace_id)}
+        found = [span for span in spans if span.name == name and trace_id_of(span) in linking]
         return found or None
 
     return eventually(ended, what=f"a span {name} of the trace has ended")
