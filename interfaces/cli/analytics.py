@@ -36,6 +36,7 @@ from infrastructure.read_models.clickhouse_analytics import ClickHouseAnalytics
 from infrastructure.read_models.clickhouse_engine import AnalyticsEngineError, ChdbFolderInUseError
 from infrastructure.read_models.clickhouse_rows import ClickHouseRowSink
 from interfaces.bootstrap import bootstrap
+from interfaces.cli.errors import refuse
 from projections.analytics_facts import ANALYTICS_FACTS
 
 app = typer.Typer(
@@ -48,7 +49,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
 T = TypeVar("T")
 DEFAULT_DAYS = 7
 
@@ -154,16 +154,11 @@ def escrow(
 # -- running a report -------------------------------------------------------------------------
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=code)
-
-
 def _moment(text: str, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise _fail(f"{option} {text!r} is not an ISO 8601 time", 2) from None
+        refuse(f"{option} {text!r} is not an ISO 8601 time", code=2)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -179,7 +174,7 @@ def _scope(
     try:
         return ReportScope.of(tenant, since, until, granularity=granularity, seller_id=seller)
     except AnalyticsQueryError as error:
-        raise _fail(str(error), 2) from None
+        refuse(str(error), code=2)
 
 
 def _report(path: str, query: Callable[[ClickHouseAnalytics], Awaitable[T]]) -> T:
@@ -208,13 +203,13 @@ def _report(path: str, query: Callable[[ClickHouseAnalytics], Awaitable[T]]) -> 
     try:
         return asyncio.run(main())
     except ChdbFolderInUseError as error:
-        raise _fail(
+        refuse(
             f"{error}: is `mercato serve` running on this data dir? "
             f"GET /analytics/{path} answers the same report",
-            1,
-        ) from None
+            code=1,
+        )
     except (AnalyticsEngineError, LookupError) as error:
-        raise _fail(str(error), 1) from None
+        refuse(str(error), code=1)
 
 
 # -- showing it ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -42,6 +42,7 @@ from application.sagas.cancellation import cancel_and_wait
 from infrastructure.payments.simulator import IntentScript, PaymentSimulator
 from infrastructure.settings import Profile, Settings
 from interfaces.bootstrap import Container, bootstrap
+from interfaces.cli.errors import err_console, refuse
 
 logger = logging.getLogger("mercato.demo")
 
@@ -55,7 +56,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-err_console = Console(stderr=True)
 
 DEFAULT_TENANT = "demo"
 SERVE_DEMO = WorkloadSpec(sellers=5, buyers=30, orders=300, seed=1)
@@ -151,14 +151,14 @@ def seed(
             scripted_payments=run_sagas,
         )
     except ValueError as error:
-        _refuse(str(error))
+        refuse(str(error))
     plan = make_plan(spec)
     try:
         report = asyncio.run(
             _seed(settings, plan, tenant, concurrency=concurrency, patience=patience)
         )
     except (DemoError, DemoStuckError) as error:
-        _refuse(str(error), code=1)
+        refuse(str(error), code=1)
     _print_report(report, plan)
     if report.unexpected:
         raise typer.Exit(code=1)
@@ -291,11 +291,6 @@ def _print_report(report: DemoReport, plan: Plan) -> None:
 
 def _domain() -> str:
     return ADMIN_EMAIL.split("@", 1)[1]
-
-
-def _refuse(message: str, *, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=code)
 
 
 # -- mercato serve --demo --------------------------------------------------------------------

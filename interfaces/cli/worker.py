@@ -7,10 +7,9 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from application.sagas.cancellation import cancel_and_wait
 from infrastructure.settings import Profile, Settings
@@ -18,6 +17,7 @@ from infrastructure.telemetry.logging import configure_logging
 from infrastructure.telemetry.metrics import serve_metrics
 from infrastructure.telemetry.tracing import process_tracing
 from interfaces.bootstrap import Container, bootstrap
+from interfaces.cli.errors import refuse
 from interfaces.projection_metrics import report_while_running
 from interfaces.saga_metrics import report_sagas_while_running
 from projections.worker import ProjectionWorker
@@ -34,7 +34,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-err_console = Console(stderr=True)
 
 MetricsPort = Annotated[
     int | None,
@@ -174,7 +173,7 @@ PROJECTOR_HELP = (
 def _services_only(settings: Settings, command: str, *, runs: str) -> None:
     """Refuse (exit 2) outside the services profile, where `mercato serve` does the work."""
     if settings.profile is not Profile.SERVICES:
-        _refuse(
+        refuse(
             f"`mercato worker {command}` is for the services profile; on the "
             f"{settings.profile.value} profile `mercato serve` runs {runs} in its own process "
             f"(set MERCATO_PROFILE=services to run them in workers)"
@@ -221,11 +220,11 @@ def projector(
     try:
         projections = bootstrap(settings).projections_named(name)
     except LookupError as error:
-        _refuse(str(error))
+        refuse(str(error))
     analytics = [p.name for p in projections if p.sink == "analytics"]
     if analytics and settings.clickhouse_target.startswith("chdb://"):
         # chdb locks its folder to one process: the API's, which runs these projections itself.
-        _refuse(
+        refuse(
             f"projection {', '.join(analytics)} writes to the analytics store, whose ClickHouse "
             "engine here is chdb, inside the API process: `mercato serve` runs the analytics "
             "projections itself (set MERCATO_CLICKHOUSE_URL to a ClickHouse server to run them "
@@ -241,12 +240,6 @@ def projector(
         )
     if not succeeded:
         raise typer.Exit(code=1)
-
-
-def _refuse(message: str) -> NoReturn:
-    """Print one error line and exit with status 2 (the command cannot run as asked)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 async def _relay(container: Container, stop: asyncio.Event) -> None:

@@ -3,6 +3,7 @@
 A sink's test module subclasses `DocumentSinkContract` in a class named `Test…` and overrides the
 `sink` fixture to yield a fresh sink (closed afterwards), and `read` if its `document` reader is
 not a coroutine. Projections are unique per test, so the assertions hold on a shared store.
+Targets, routing and checkpoints are `TargetContract`'s tests, written here as fields.
 
 `InMemorySink` is the reference: the convergence tests apply random writes, shuffled, redelivered
 and cut into random batches, to the sink under test and compare it with the reference.
@@ -16,8 +17,7 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -26,27 +26,27 @@ from application.ports.read_model_sink import (
     Checkpoints,
     Contribute,
     Entry,
+    EntryKey,
     InsertRow,
     ReadModelSink,
-    Routing,
     SetFields,
-    TargetName,
     Write,
 )
 from application.read_models.documents import Document
 from application.read_models.memory_sink import InMemorySink
+from tests.contract.target_contract import (
+    TENANT,
+    TargetContract,
+    created,
+    live,
+    new_projection,
+    target_of,
+)
 
-TENANT = "tenant-1"
+__all__ = ["TENANT", "created", "live", "new_projection", "target_of"]
+
 BIG = 2**52 + 1
 """A position a double holds exactly but 15 significant digits do not."""
-
-
-def new_projection() -> str:
-    return f"views{uuid.uuid4().hex[:10]}"
-
-
-def target_of(projection: str, generation: int = 1) -> str:
-    return str(TargetName(projection, 1, generation))
 
 
 def set_fields(doc: str, position: int, tenant: str = TENANT, **fields: Any) -> Write:
@@ -57,18 +57,6 @@ def contribute(
     doc: str, counter: str, source: str, amount: int, position: int, tenant: str = TENANT
 ) -> Write:
     return Write(Contribute(doc, counter, source, amount), position, tenant)
-
-
-async def created(sink: ReadModelSink, projection: str, generation: int = 1) -> str:
-    target = target_of(projection, generation)
-    await sink.create_target(projection, target)
-    return target
-
-
-async def live(sink: ReadModelSink, projection: str, generation: int = 1) -> str:
-    target = await created(sink, projection, generation)
-    await sink.promote(projection, target)
-    return target
 
 
 # -- random writes for the convergence tests ------------------------------------------------
@@ -133,15 +121,21 @@ async def reference_of(writes: Sequence[Write], checkpoints: Mapping[str, int]) 
     return reference
 
 
-class DocumentSinkContract:
-    @pytest.fixture
-    async def sink(self) -> AsyncIterator[ReadModelSink]:
-        """A fresh sink: each sink's test class overrides this fixture."""
-        raise NotImplementedError("override the sink fixture in the sink's test class")
+class DocumentSinkContract(TargetContract):
+    def written(self, key: str, position: int, value: str) -> Write:
+        return set_fields(key, position, status=value)
 
-    @pytest.fixture
-    def projection(self) -> str:
-        return new_projection()
+    def entries_of(self, *writes: Write) -> dict[EntryKey, Entry]:
+        entries: dict[EntryKey, Entry] = {}
+        for write in writes:
+            assert isinstance(write.operation, SetFields)
+            for name, value in write.operation.fields.items():
+                entries[(write.operation.doc, "field", name)] = Entry(value, write.position)
+        return entries
+
+    def awkward_writes(self, position: int) -> list[Write]:
+        odd_ids = ["d", "a:b", "x*y", "[z]", "q?", "back\\slash", "ü😀"]
+        return [set_fields(d, position, n=1) for d in odd_ids]
 
     async def read(self, sink: Any, projection: str, target: str, doc_id: str) -> Document | None:
         """The stored document (the in-memory sink's test class overrides this: its reader is
@@ -157,123 +151,6 @@ class DocumentSinkContract:
         for doc in {key[0] for key in expected}:
             wanted = reference.document("reference", "reference_v1_1", doc)
             assert await self.read(sink, projection, target, doc) == wanted
-
-    # -- routing and targets ----------------------------------------------------------------
-
-    async def test_a_new_projection_has_no_target(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        assert await sink.routing(projection) == Routing(live=None)
-        assert await sink.targets(projection) == []
-
-    async def test_a_created_target_is_empty_incomplete_and_building(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        target = await created(sink, projection)
-
-        assert await sink.routing(projection) == Routing(live=None, building=target)
-        assert await sink.targets(projection) == [target]
-        assert await sink.checkpoints(projection, target) == Checkpoints(0, {}, complete=False)
-        assert await sink.entries(projection, target) == {}
-
-    async def test_creating_a_target_again_keeps_what_it_holds(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        target = await created(sink, projection)
-        await sink.apply(projection, target, [set_fields("d", 5, status="paid")], {"p0": 5})
-        await sink.set_base(projection, target, 3, complete=False)
-
-        await sink.create_target(projection, target)
-
-        assert await sink.targets(projection) == [target]
-        assert await sink.checkpoints(projection, target) == Checkpoints(3, {"p0": 5}, False)
-        assert await sink.entries(projection, target) == {
-            ("d", "field", "status"): Entry("paid", 5)
-        }
-
-    async def test_promote_makes_a_target_live_and_ends_its_build(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        target = await created(sink, projection)
-
-        await sink.promote(projection, target)
-
-        assert await sink.routing(projection) == Routing(live=target)
-
-    async def test_promote_flips_readers_from_the_live_target_to_the_next(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        first = await live(sink, projection, 1)
-        await sink.apply(projection, first, [set_fields("d", 1, status="old")], {})
-        second = await created(sink, projection, 2)
-        await sink.apply(projection, second, [set_fields("d", 1, status="new")], {})
-        assert await sink.routing(projection) == Routing(live=first, building=second)
-
-        await sink.promote(projection, second)
-
-        assert await sink.routing(projection) == Routing(live=second)
-        assert await sink.targets(projection) == [first, second]
-        old = await self.read(sink, projection, first, "d")
-        assert old is not None and old.fields == {"status": "old"}
-
-    async def test_promote_refuses_a_target_that_does_not_exist(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        current = await live(sink, projection)
-
-        with pytest.raises(LookupError):
-            await sink.promote(projection, target_of(projection, 9))
-
-        assert await sink.routing(projection) == Routing(live=current)
-
-    async def test_drop_refuses_the_live_target(self, sink: ReadModelSink, projection: str) -> None:
-        target = await live(sink, projection)
-        await sink.apply(projection, target, [set_fields("d", 1, status="kept")], {"p0": 1})
-
-        with pytest.raises(ValueError):
-            await sink.drop_target(projection, target)
-
-        assert await sink.targets(projection) == [target]
-        assert await sink.checkpoints(projection, target) == Checkpoints(0, {"p0": 1}, False)
-        assert await sink.entries(projection, target) == {
-            ("d", "field", "status"): Entry("kept", 1)
-        }
-
-    async def test_drop_removes_a_target_its_documents_and_checkpoints(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        first = await live(sink, projection, 1)
-        await sink.apply(projection, first, [set_fields("d", 1, status="live")], {"p0": 1})
-        second = await created(sink, projection, 2)
-        odd_ids = ["d", "a:b", "x*y", "[z]", "q?", "back\\slash", "ü😀"]
-        await sink.apply(projection, second, [set_fields(d, 2, n=1) for d in odd_ids], {"p0": 2})
-
-        await sink.drop_target(projection, second)
-
-        assert await sink.targets(projection) == [first]
-        assert await sink.routing(projection) == Routing(live=first)
-        for refused in (sink.checkpoints(projection, second), sink.entries(projection, second)):
-            with pytest.raises(LookupError):
-                await refused
-        assert await sink.entries(projection, first) == {("d", "field", "status"): Entry("live", 1)}
-        await sink.drop_target(projection, second)  # idempotent
-        await sink.create_target(projection, second)
-        assert await sink.entries(projection, second) == {}
-        assert await sink.checkpoints(projection, second) == Checkpoints(0, {}, complete=False)
-
-    async def test_a_target_that_does_not_exist_takes_no_writes(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        missing = target_of(projection)
-        with pytest.raises(LookupError):
-            await sink.apply(projection, missing, [set_fields("d", 1, a=1)], {"p0": 1})
-        with pytest.raises(LookupError):
-            await sink.set_base(projection, missing, 1, complete=True)
-        with pytest.raises(LookupError):
-            await sink.checkpoints(projection, missing)
-        with pytest.raises(LookupError):
-            await sink.entries(projection, missing)
-        assert await sink.targets(projection) == []
 
     # -- SetFields ----------------------------------------------------------------------------
 
@@ -382,34 +259,6 @@ class DocumentSinkContract:
             "p1": 4_992,
         }
 
-    # -- checkpoints --------------------------------------------------------------------------
-
-    async def test_checkpoints_only_rise(self, sink: ReadModelSink, projection: str) -> None:
-        target = await created(sink, projection)
-
-        await sink.apply(projection, target, [], {"p0": 10, "p1": 5})
-        await sink.apply(projection, target, [set_fields("d", 3, a=1)], {"p0": 7, "p2": 1})
-        await sink.apply(projection, target, [set_fields("d", 4, a=2)], {})
-
-        assert (await sink.checkpoints(projection, target)).partitions == {
-            "p0": 10,
-            "p1": 5,
-            "p2": 1,
-        }
-
-    async def test_set_base_records_a_rebuild_s_progress(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        target = await created(sink, projection)
-        await sink.apply(projection, target, [], {"log": 40})
-
-        await sink.set_base(projection, target, 100, complete=False)
-        building = await sink.checkpoints(projection, target)
-        await sink.set_base(projection, target, 120, complete=True)
-
-        assert building == Checkpoints(100, {"log": 40}, complete=False)
-        assert await sink.checkpoints(projection, target) == Checkpoints(120, {"log": 40}, True)
-
     # -- documents ----------------------------------------------------------------------------
 
     async def test_entries_hold_every_field_and_contribution_with_its_position(
@@ -441,23 +290,6 @@ class DocumentSinkContract:
 
         document = await self.read(sink, projection, target, "d")
         assert document is not None and document.tenant == "tenant-a"
-
-    async def test_targets_and_projections_are_isolated(self, sink: ReadModelSink) -> None:
-        one, other = new_projection(), new_projection()
-        shared = "shared_v1_1"
-        for projection, value in ((one, "one"), (other, "other")):
-            await sink.create_target(projection, shared)
-            await sink.apply(projection, shared, [set_fields("d", 1, v=value)], {"p0": len(value)})
-        second = await created(sink, one, 2)
-        await sink.apply(one, second, [set_fields("d", 1, v="second")], {"p0": 99})
-
-        await sink.drop_target(other, shared)
-
-        assert await sink.targets(one) == sorted([second, shared])
-        assert await sink.entries(one, shared) == {("d", "field", "v"): Entry("one", 1)}
-        assert (await sink.checkpoints(one, shared)).partitions == {"p0": 3}
-        assert await sink.entries(one, second) == {("d", "field", "v"): Entry("second", 1)}
-        assert await sink.targets(other) == []
 
     async def test_positions_above_2_to_the_52_stay_exact(
         self, sink: ReadModelSink, projection: str

@@ -6,8 +6,7 @@ are unique per test, so the assertions hold on a shared store.
 
 `InMemorySink` is the reference: the convergence tests apply random rows, shuffled, redelivered
 and cut into random batches, to the sink under test and compare its entries with the reference's.
-Targets, routing and checkpoints behave as in `read_model_sink_contract`, whose helpers this
-suite uses.
+Targets, routing and checkpoints are `TargetContract`'s tests, written here as sales rows.
 
 `RowStoreContract` adds what a store with typed tables promises beyond the reference: a document
 write, or a row that does not fit its table, is refused before anything is written.
@@ -16,7 +15,6 @@ write, or a row that does not fit its table, is refused before anything is writt
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,9 +23,9 @@ import pytest
 from application.ports.read_model_sink import (
     Checkpoints,
     Entry,
+    EntryKey,
     InsertRow,
     ReadModelSink,
-    Routing,
     Write,
 )
 from application.read_models.analytics import ColumnKind, FactTable, typed_columns, utc_text
@@ -35,13 +33,11 @@ from tests.contract.read_model_sink_contract import (
     BIG,
     TENANT,
     created,
-    live,
-    new_projection,
     redelivered,
     reference_of,
     set_fields,
-    target_of,
 )
+from tests.contract.target_contract import TargetContract
 
 SALES = FactTable(
     name="sales",
@@ -137,138 +133,17 @@ def random_rows(rng: random.Random, count: int) -> list[Write]:
     return writes
 
 
-class RowSinkContract:
-    @pytest.fixture
-    async def sink(self) -> AsyncIterator[ReadModelSink]:
-        """A fresh sink that knows `CONTRACT_TABLES`: each sink's test class overrides this."""
-        raise NotImplementedError("override the sink fixture in the sink's test class")
+class RowSinkContract(TargetContract):
+    """The sink fixture yields a sink that knows `CONTRACT_TABLES`."""
 
-    @pytest.fixture
-    def projection(self) -> str:
-        return new_projection()
+    def written(self, key: str, position: int, value: str) -> Write:
+        return sale(key, position, note=value)
 
-    # -- routing and targets ----------------------------------------------------------------
+    def entries_of(self, *writes: Write) -> dict[EntryKey, Entry]:
+        return dict(sale_entry(write) for write in writes)
 
-    async def test_a_new_projection_has_no_target(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        assert await sink.routing(projection) == Routing(live=None)
-        assert await sink.targets(projection) == []
-
-    async def test_a_created_target_is_empty_incomplete_and_building(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        target = await created(sink, projection)
-
-        assert await sink.routing(projection) == Routing(live=None, building=target)
-        assert await sink.targets(projection) == [target]
-        assert await sink.checkpoints(projection, target) == Checkpoints(0, {}, complete=False)
-        assert await sink.entries(projection, target) == {}
-
-    async def test_creating_a_target_again_keeps_what_it_holds(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        target = await created(sink, projection)
-        write = sale("o1", 5)
-        await sink.apply(projection, target, [write], {"p0": 5})
-        await sink.set_base(projection, target, 3, complete=False)
-
-        await sink.create_target(projection, target)
-
-        assert await sink.targets(projection) == [target]
-        assert await sink.checkpoints(projection, target) == Checkpoints(3, {"p0": 5}, False)
-        assert await sink.entries(projection, target) == dict([sale_entry(write)])
-
-    async def test_promote_flips_readers_from_the_live_target_to_the_next(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        first = await live(sink, projection, 1)
-        old = sale("o1", 1, status="old")
-        await sink.apply(projection, first, [old], {})
-        second = await created(sink, projection, 2)
-        await sink.apply(projection, second, [sale("o1", 1, status="new")], {})
-        assert await sink.routing(projection) == Routing(live=first, building=second)
-
-        await sink.promote(projection, second)
-
-        assert await sink.routing(projection) == Routing(live=second)
-        assert await sink.targets(projection) == [first, second]
-        assert await sink.entries(projection, first) == dict([sale_entry(old)])
-
-    async def test_promote_refuses_a_target_that_does_not_exist(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        current = await live(sink, projection)
-
-        with pytest.raises(LookupError):
-            await sink.promote(projection, target_of(projection, 9))
-
-        assert await sink.routing(projection) == Routing(live=current)
-
-    async def test_drop_refuses_the_live_target(self, sink: ReadModelSink, projection: str) -> None:
-        target = await live(sink, projection)
-        kept = sale("o1", 1)
-        await sink.apply(projection, target, [kept], {"p0": 1})
-
-        with pytest.raises(ValueError):
-            await sink.drop_target(projection, target)
-
-        assert await sink.targets(projection) == [target]
-        assert await sink.checkpoints(projection, target) == Checkpoints(0, {"p0": 1}, False)
-        assert await sink.entries(projection, target) == dict([sale_entry(kept)])
-
-    async def test_drop_removes_a_target_its_rows_and_checkpoints(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        first = await live(sink, projection, 1)
-        kept = sale("o1", 1)
-        await sink.apply(projection, first, [kept], {"p0": 1})
-        second = await created(sink, projection, 2)
-        await sink.apply(projection, second, [sale("o2", 2), move("o2", 3)], {"p0": 3})
-
-        await sink.drop_target(projection, second)
-
-        assert await sink.targets(projection) == [first]
-        assert await sink.routing(projection) == Routing(live=first)
-        for refused in (sink.checkpoints(projection, second), sink.entries(projection, second)):
-            with pytest.raises(LookupError):
-                await refused
-        assert await sink.entries(projection, first) == dict([sale_entry(kept)])
-        await sink.drop_target(projection, second)  # idempotent
-        await sink.create_target(projection, second)
-        assert await sink.entries(projection, second) == {}
-        assert await sink.checkpoints(projection, second) == Checkpoints(0, {}, complete=False)
-
-    async def test_a_target_that_does_not_exist_takes_no_writes(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        missing = target_of(projection)
-        with pytest.raises(LookupError):
-            await sink.apply(projection, missing, [sale("o1", 1)], {"p0": 1})
-        with pytest.raises(LookupError):
-            await sink.set_base(projection, missing, 1, complete=True)
-        with pytest.raises(LookupError):
-            await sink.checkpoints(projection, missing)
-        with pytest.raises(LookupError):
-            await sink.entries(projection, missing)
-        assert await sink.targets(projection) == []
-
-    async def test_targets_and_projections_are_isolated(self, sink: ReadModelSink) -> None:
-        one, other = new_projection(), new_projection()
-        shared = "shared_v1_1"
-        for projection, note in ((one, "one"), (other, "other")):
-            await sink.create_target(projection, shared)
-            await sink.apply(projection, shared, [sale("o", 1, note=note)], {"p0": len(note)})
-        second = await created(sink, one, 2)
-        await sink.apply(one, second, [sale("o", 1, note="second")], {"p0": 99})
-
-        await sink.drop_target(other, shared)
-
-        assert await sink.targets(one) == sorted([second, shared])
-        assert await sink.entries(one, shared) == dict([sale_entry(sale("o", 1, note="one"))])
-        assert (await sink.checkpoints(one, shared)).partitions == {"p0": 3}
-        assert await sink.entries(one, second) == dict([sale_entry(sale("o", 1, note="second"))])
-        assert await sink.targets(other) == []
+    def awkward_writes(self, position: int) -> list[Write]:
+        return [sale("o2", position), move("o2", position + 1)]
 
     # -- rows -------------------------------------------------------------------------------
 
@@ -386,32 +261,6 @@ class RowSinkContract:
         assert await sink.entries(projection, target) == dict(map(sale_entry, writes))
 
     # -- checkpoints --------------------------------------------------------------------------
-
-    async def test_checkpoints_only_rise(self, sink: ReadModelSink, projection: str) -> None:
-        target = await created(sink, projection)
-
-        await sink.apply(projection, target, [], {"p0": 10, "p1": 5})
-        await sink.apply(projection, target, [sale("o1", 3)], {"p0": 7, "p2": 1})
-        await sink.apply(projection, target, [sale("o1", 4)], {})
-
-        assert (await sink.checkpoints(projection, target)).partitions == {
-            "p0": 10,
-            "p1": 5,
-            "p2": 1,
-        }
-
-    async def test_set_base_records_a_rebuild_s_progress(
-        self, sink: ReadModelSink, projection: str
-    ) -> None:
-        target = await created(sink, projection)
-        await sink.apply(projection, target, [], {"log": 40})
-
-        await sink.set_base(projection, target, 100, complete=False)
-        building = await sink.checkpoints(projection, target)
-        await sink.set_base(projection, target, 120, complete=True)
-
-        assert building == Checkpoints(100, {"log": 40}, complete=False)
-        assert await sink.checkpoints(projection, target) == Checkpoints(120, {"log": 40}, True)
 
 
 class RowStoreContract(RowSinkContract):
