@@ -8,6 +8,10 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 SERVICES := deploy/local/services.sh
 PYTEST_ARGS ?=
+# The whole pytest run may take this long before it is interrupted (SIGINT, so pytest still
+# prints its summary), then killed two minutes later: CI stops at 90 minutes, and a hang must
+# leave a report rather than nothing.
+PYTEST_WALL ?= 70m
 
 .PHONY: help ensure-uv run install services-up services-down services-status lint test test-unit
 
@@ -45,4 +49,4 @@ test-unit: install ## Only the tests that need no service
 	$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
 
 test: install services-up lint ## Everything CI runs: install, start services, lint, all tests
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	timeout --signal=INT --kill-after=120 $(PYTEST_WALL) $(UV) run --frozen pytest $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import importlib
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,10 @@ from projections.targets import EMBEDDED, Partitioning, ensure_live_target
 from projections.worker import ProjectionWorker
 
 Closer = Callable[[], Awaitable[None]]
+CLOSE_WITHIN = 15.0
+"""Seconds one adapter may take to close (flush, disconnect) before shutdown moves on without
+it: a broker that stopped answering must not hold the process for ever."""
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -215,7 +220,7 @@ class Container:
 
     async def close(self) -> None:
         while self._closers:
-            await self._closers.pop()()
+            await _close_within(self._closers.pop(), CLOSE_WITHIN)
         self._event_store = None
         self._accounts = None
         self._marketplace = None
@@ -374,6 +379,20 @@ def _webhook_secret(settings: Settings) -> bytes:
         return configured.encode()
     jwt_secret = settings.jwt_secret.get_secret_value().encode()
     return hmac.new(jwt_secret, b"mercato payment simulator webhooks", hashlib.sha256).digest()
+
+
+async def _close_within(closer: Closer, seconds: float) -> None:
+    task = asyncio.ensure_future(closer())
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if done:
+        task.result()  # raise what the closer raised
+        return
+    _log.warning(
+        "shutdown: %s did not close within %.0f s; moving on",
+        getattr(closer, "__qualname__", closer),
+        seconds,
+    )
+    task.cancel()
 
 
 def _in_background(work: Coroutine[Any, Any, None]) -> Closer:

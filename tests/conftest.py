@@ -7,6 +7,7 @@ other's data. The services themselves are started by `make test` (deploy/local/s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import tempfile
@@ -20,6 +21,10 @@ from infrastructure.postgres_databases import throwaway_database
 pytest.register_assert_rewrite("tests.contract")
 
 RUN_ID = uuid.uuid4().hex[:10]
+RUN_TOPIC_PREFIX = f"mercato-test-{RUN_ID}-"
+"""Every Kafka topic a test creates starts with this, so the run can delete them all at the end:
+left behind, topics pile up in the local broker until it runs out of file descriptors (each
+partition holds its segment files open)."""
 PROCESS_CHDB_URL = f"chdb://{tempfile.mkdtemp(prefix='mercato-chdb-')}"
 """The one chdb folder of this pytest process: chdb opens one folder per process, so every
 in-process container of the run shares it, each test with its own database."""
@@ -41,14 +46,39 @@ def read_model_namespaces(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MERCATO_CLICKHOUSE_DATABASE", f"test_{RUN_ID}_{number}")
     monkeypatch.setenv("MERCATO_REDIS_KEY_PREFIX", f"mercato-test:{RUN_ID}:{number}:")
     monkeypatch.setenv("MERCATO_ELASTICSEARCH_INDEX_PREFIX", f"mercato-test-{RUN_ID}-{number}-")
+    monkeypatch.setenv("MERCATO_KAFKA_TOPIC_PREFIX", f"{RUN_TOPIC_PREFIX}{number}.")
     yield
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Delete the Elasticsearch indexes and Redis keys this run created (when the services
-    are up; a unit-test run without them skips this quietly)."""
+    """Delete the Kafka topics, Elasticsearch indexes and Redis keys this run created (when the
+    services are up; a unit-test run without them skips this quietly)."""
+    _delete_kafka_topics(RUN_TOPIC_PREFIX)
     _delete_elasticsearch_indexes(f"mercato-test-{RUN_ID}-*")
     _delete_redis_keys(f"mercato-test:{RUN_ID}:*")
+
+
+def _delete_kafka_topics(prefix: str) -> None:
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    async def delete() -> None:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=os.environ.get("MERCATO_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            request_timeout_ms=30_000,
+        )
+        await admin.start()
+        try:
+            names = [name for name in await admin.list_topics() if name.startswith(prefix)]
+            for start in range(0, len(names), 100):
+                await admin.delete_topics(names[start : start + 100], timeout_ms=30_000)
+        finally:
+            await admin.close()
+
+    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+        asyncio.run(asyncio.wait_for(delete(), timeout=120))
 
 
 def _delete_elasticsearch_indexes(pattern: str) -> None:
@@ -94,7 +124,7 @@ def run_id() -> str:
 @pytest.fixture(scope="session")
 def kafka_topic_prefix(run_id: str) -> str:
     """Prefix of every Kafka topic this run creates."""
-    return f"mercato-test-{run_id}-"
+    return RUN_TOPIC_PREFIX
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from application.ports.event_store import (
     RecordedEvent,
     Snapshot,
 )
+from application.sagas.cancellation import cancel_and_wait
 
 PROMPTLY = 1.0
 """Seconds a subscriber may take to see an append made through the same store."""
@@ -69,8 +70,7 @@ class Subscriber:
         return self._received.empty()
 
     async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
 
 class EventStoreContract:

@@ -19,6 +19,7 @@ from application.accounts.commands import ChangeRoles
 from application.context import Actor, CommandContext
 from application.errors import AggregateNotFoundError
 from application.ports.clock import Clock
+from application.sagas.cancellation import cancel_and_wait
 from application.sagas.checkout import CheckoutSaga, CheckoutStatus, checkout_saga_id
 from application.sagas.escrow import EscrowSaga, EscrowSagaStatus, escrow_saga_id
 from domain.account import Role
@@ -27,6 +28,7 @@ from infrastructure.settings import Settings, load_settings
 from interfaces.bootstrap import Container
 from interfaces.http.app import create_app
 from projections.worker import ProjectionWorker
+from tests.conftest import RUN_TOPIC_PREFIX
 
 PASSWORD = "correct horse battery staple"
 CHEAP_ARGON2: dict[str, Any] = {
@@ -53,6 +55,23 @@ def running(
         prepare(app)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+
+
+@contextmanager
+def sagas_running(client: TestClient) -> Iterator[None]:
+    """A saga runner on the app's loop, as `mercato worker sagas` runs beside a services API.
+    Stopped with `cancel_and_wait`: a plain cancel can be swallowed in Python 3.11, and the
+    teardown would then wait for ever."""
+    runner = container_of(client).marketplace.saga_runner()
+
+    async def start() -> asyncio.Task[None]:
+        return asyncio.create_task(runner.run())
+
+    task = call(client, start)
+    try:
+        yield
+    finally:
+        call(client, cancel_and_wait, task)
 
 
 def container_of(client: TestClient) -> Container:
@@ -316,7 +335,7 @@ def views_projected(client: TestClient) -> Iterator[None]:
 
 def unique_topic_prefix() -> str:
     """Kafka topics (and so consumer groups) no other test shares."""
-    return f"e2e.{uuid4().hex[:10]}."
+    return f"{RUN_TOPIC_PREFIX}e2e-{uuid4().hex[:10]}."
 
 
 def webhooks_over_http(client: TestClient) -> list[int]:

@@ -5,8 +5,6 @@ projectors as `mercato worker relay` and `mercato worker projector` would."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +15,6 @@ from infrastructure.settings import load_settings
 from tests.e2e.http_support import (
     CHEAP_ARGON2,
     assert_the_capture_came_over_http,
-    call,
-    container_of,
     create_product,
     eventually,
     head_position,
@@ -26,6 +22,7 @@ from tests.e2e.http_support import (
     place_order,
     position_of,
     running,
+    sagas_running,
     signed_up,
     unique_topic_prefix,
     until_order_is,
@@ -45,23 +42,9 @@ def client(fresh_postgres_dsn: str, tmp_path: Path) -> Iterator[TestClient]:
         kafka_topic_prefix=unique_topic_prefix(),
         **CHEAP_ARGON2,
     )
-    with running(settings) as client, views_projected(client):
+    with running(settings) as client, views_projected(client), sagas_running(client):
         # On this profile the API process runs no sagas: a worker does. Run one here.
-        runner = container_of(client).marketplace.saga_runner()
-
-        async def start() -> asyncio.Task[None]:
-            return asyncio.create_task(runner.run())
-
-        async def stop(task: asyncio.Task[None]) -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        task = call(client, start)
-        try:
-            yield client
-        finally:
-            call(client, stop, task)
+        yield client
 
 
 def test_a_creator_sells_a_track_and_is_paid_minus_the_fee(client: TestClient) -> None:

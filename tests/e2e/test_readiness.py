@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import RUN_TOPIC_PREFIX
+
 pytestmark = pytest.mark.e2e
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -104,7 +106,7 @@ def serve_environment(postgres_dsn: str, data_dir: Path, **variables: str) -> di
         "MERCATO_POSTGRES_DSN": postgres_dsn,
         "MERCATO_DATA_DIR": str(data_dir),
         "MERCATO_CLICKHOUSE_URL": f"chdb://{data_dir / 'clickhouse'}",
-        "MERCATO_KAFKA_TOPIC_PREFIX": f"readiness.{os.urandom(5).hex()}.",
+        "MERCATO_KAFKA_TOPIC_PREFIX": f"{RUN_TOPIC_PREFIX}readiness-{os.urandom(5).hex()}.",
         "MERCATO_LOG_LEVEL": "INFO",
         "PYTHONPATH": str(REPOSITORY),
     }

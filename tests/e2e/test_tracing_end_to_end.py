@@ -9,7 +9,6 @@ span and the Kafka consumer's span do too. No span holds an email, a password or
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from tests.e2e.http_support import (
     eventually,
     placed_order,
     running,
+    sagas_running,
     signed_up,
     unique_topic_prefix,
     until_order_is,
@@ -67,22 +67,8 @@ def services_app(postgres_dsn: str, data_dir: Path) -> Iterator[TestClient]:
         kafka_topic_prefix=unique_topic_prefix(),
         **CHEAP_ARGON2,
     )
-    with running(settings) as client, views_projected(client):
-        runner = container_of(client).marketplace.saga_runner()
-
-        async def start() -> asyncio.Task[None]:
-            return asyncio.create_task(runner.run())
-
-        async def stop(task: asyncio.Task[None]) -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        task = call(client, start)
-        try:
-            yield client
-        finally:
-            call(client, stop, task)
+    with running(settings) as client, views_projected(client), sagas_running(client):
+        yield client
 
 
 @pytest.fixture(params=["embedded", "services"])

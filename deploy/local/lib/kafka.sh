@@ -147,9 +147,33 @@ kafka_format_storage() {
     die "kafka: formatting the storage failed, see $(kafka_log)"
 }
 
+# Each partition keeps its segment files open, so past about a quarter of the open-file limit
+# (20,000 on these machines, and not raisable) the broker dies with "Too many open files".
+kafka_partition_budget() {
+  local limit
+  limit=$(ulimit -n)
+  [[ $limit =~ ^[0-9]+$ ]] || limit=1048576
+  printf '%s\n' $((limit / 4))
+}
+
+# Test runs delete their topics when they finish; a run that was killed cannot. When leftovers
+# would stop the broker from starting at all, start from an empty one: the events live in
+# Postgres, and `mercato projections replay` refills read models from there.
+kafka_drop_overfull_data() {
+  local data="$KAFKA_DIR/data" count budget
+  [[ -d $data ]] || return 0
+  count=$(find "$data" -mindepth 1 -maxdepth 1 -type d -name '*-[0-9]*' | wc -l)
+  budget=$(kafka_partition_budget)
+  ((count > budget)) || return 0
+  say "kafka: $data holds $count partitions, more than the open-file limit allows ($budget);"
+  say "kafka: they are topics of earlier test runs — starting from an empty broker"
+  rm -rf "$data"
+}
+
 kafka_prepare() {
   [[ -x $(java_home)/bin/java ]] || die "kafka: no java at $(java_home)/bin/java (need Java 17)"
   kafka_fetch_jars
+  kafka_drop_overfull_data
   mkdir -p "$KAFKA_DIR/data"
   kafka_write_config
   kafka_format_storage

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -17,6 +16,7 @@ from application.commerce.commands import (
     PublishProduct,
 )
 from application.context import Actor, CommandContext
+from application.sagas.cancellation import cancel_and_wait
 from domain.account import Role
 from domain.order import Order, OrderStatus
 from infrastructure.settings import load_settings
@@ -65,7 +65,5 @@ async def test_the_services_profile_leaves_the_sagas_to_a_worker(fresh_postgres_
     try:
         await order_is_delivered(container)
     finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        await cancel_and_wait(worker)
         await container.close()
