@@ -729,10 +729,36 @@ async def run_append_benchmark(
         },
         "scenarios": scenarios,
         "goals": [goal.as_dict() for goal in goals],
+        "charts": append_charts(run.measurements),
     }
     if results_dir is not None:
         result["result_file"] = str(report.write_result("append", result, results_dir))
     return result
+
+
+def append_charts(measurements: Sequence[report.Measurement]) -> list[dict[str, Any]]:
+    """Latency per call of the single-event scenarios at the most writers, and events/s of
+    every single-event scenario at that count."""
+    single = [m for m in measurements if m.workload in ("new-streams", "txn", "autocommit")]
+    if not single:
+        return []
+    widest = max(m.writers for m in single)
+    at_widest = [m for m in single if m.writers == widest]
+    return [
+        report.chart(
+            "append-latency",
+            f"Append latency per call, {widest} writers",
+            "quantiles",
+            {m.scenario: report.quantile_curve(m.latencies) for m in at_widest if m.latencies},
+        ),
+        report.chart(
+            "append-throughput",
+            f"Events per second, {widest} writers",
+            "bars",
+            {m.scenario: [[m.events_per_second]] for m in at_widest},
+            y_label="events/s",
+        ),
+    ]
 
 
 def goals_of(result: dict[str, Any]) -> list[report.Goal]:

@@ -280,3 +280,72 @@ def goals_table(goals: Iterable[Goal]) -> Table:
         verdict = {True: "[green]met[/]", False: "[red]missed[/]", None: "[yellow]n/a[/]"}
         rows.append((goal.name, wanted, value, verdict[goal.met]))
     return table("Goals", ("goal", "wanted", "measured", ""), rows)
+
+
+# -- chart data --------------------------------------------------------------------------------
+# Scenarios put what their charts need into their JSON result under "charts" (a list of
+# `chart(...)` dicts), so `interfaces/bench/charts.py` can draw the PNGs from any saved result.
+
+QUANTILES = (
+    *(index / 100 for index in range(100)),
+    0.995,
+    0.999,
+    0.9995,
+    0.9999,
+    1.0,
+)
+"""Where a latency curve is sampled: every percentile, then the tail."""
+
+
+def quantile_curve(seconds: Iterable[float]) -> list[list[float]]:
+    """[[fraction, milliseconds], …] of per-call latencies in seconds, at `QUANTILES`."""
+    ordered = sorted(seconds)
+    if not ordered:
+        return []
+    return [[q, round(percentile(ordered, q) * 1000, 3)] for q in QUANTILES]
+
+
+def latency_timeline(
+    samples: Iterable[tuple[float, float]], *, window: float = 1.0
+) -> list[list[float]]:
+    """[[t, p50 ms, p99 ms, count], …] per `window` seconds of (seconds since start, latency
+    in seconds) samples: how latency moved during the run."""
+    buckets: dict[int, list[float]] = {}
+    for at, latency in samples:
+        buckets.setdefault(int(at // window), []).append(latency)
+    timeline = []
+    for index in sorted(buckets):
+        ordered = sorted(buckets[index])
+        timeline.append(
+            [
+                round(index * window, 3),
+                round(percentile(ordered, 0.50) * 1000, 3),
+                round(percentile(ordered, 0.99) * 1000, 3),
+                len(ordered),
+            ]
+        )
+    return timeline
+
+
+def chart(
+    name: str,
+    title: str,
+    kind: str,
+    series: dict[str, list[list[float]]],
+    *,
+    x_label: str = "",
+    y_label: str = "",
+) -> dict[str, Any]:
+    """One chart of a result: `kind` is "quantiles" (series of `quantile_curve`), "timeline"
+    (series of `latency_timeline`) or "bars" (series of [[value]] per label); `name` becomes
+    the PNG's file name."""
+    if kind not in ("quantiles", "timeline", "bars"):
+        raise ValueError(f"unknown chart kind {kind!r}")
+    return {
+        "name": name,
+        "title": title,
+        "kind": kind,
+        "x_label": x_label,
+        "y_label": y_label,
+        "series": series,
+    }

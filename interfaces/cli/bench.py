@@ -16,15 +16,121 @@ from interfaces.bench.database import default_dsn
 
 app = typer.Typer(
     help=(
-        "Benchmarks. Each run works in a fresh database it creates and drops, prints a table, "
-        "and writes a JSON result file (machine, settings, every figure) to benchmarks/results/."
+        "Benchmarks: how fast Mercato is, side by side with its yardsticks. `mercato bench` "
+        "runs every scenario (append, commands, lag, rebuild, queries; memory is measured "
+        "throughout) against the local services, prints a table per scenario and the goals, "
+        "writes a JSON result per scenario (machine, versions, settings, every figure) and PNG "
+        "charts to benchmarks/results/ (benchmarks/results/quick/ with --quick). Each scenario "
+        "works in a fresh database and namespace it creates and drops. Figures are reported, "
+        "never asserted; the exit status is non-zero only when a scenario could not run."
     ),
-    no_args_is_help=True,
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 QUICK_EVENTS = 1_000
+
+
+@app.callback()
+def suite(
+    context: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="CI-sized runs of every scenario (about 2 minutes); results go to "
+            "benchmarks/results/quick/ so they never replace a full run's.",
+        ),
+    ] = False,
+    only: Annotated[
+        str,
+        typer.Option(
+            help="Scenarios to run, comma-separated, in this order: append, commands, lag, "
+            "rebuild, queries (queries needs rebuild's data set, so rebuild runs with it).",
+        ),
+    ] = "append,commands,lag,rebuild,queries",
+    dsn: Annotated[
+        str,
+        typer.Option(
+            help="Postgres admin DSN: each scenario creates its own database next to it and "
+            "drops it. Defaults to MERCATO_POSTGRES_DSN, else the local superuser.",
+            envvar="MERCATO_POSTGRES_DSN",
+            show_default=False,
+        ),
+    ] = "",
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the JSON results and charts/ go. "
+            "Default: benchmarks/results (benchmarks/results/quick with --quick).",
+            show_default=False,
+        ),
+    ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the summary as the 'Performance' section of this Markdown file "
+            "(between its performance:start/end markers, or appended).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Every scenario, then the summary (see the group's help)."""
+    if context.invoked_subcommand is not None:
+        return
+    from interfaces.bench import suite as suite_module
+    from interfaces.bench.scenarios import SCENARIOS
+
+    chosen = _scenario_names(only)
+    results_dir = output_dir or (
+        report.DEFAULT_RESULTS_DIR / suite_module.QUICK_DIR if quick else report.DEFAULT_RESULTS_DIR
+    )
+    options = suite_module.SuiteOptions(
+        quick=quick,
+        dsn=dsn or default_dsn(),
+        results_dir=results_dir,
+        scenarios=chosen,
+        command_line="mercato bench" + (" --quick" if quick else ""),
+    )
+    console = Console(width=max(Console().width, 160))
+    report.progress(
+        f"mercato bench{' --quick' if quick else ''}: {', '.join(chosen)} "
+        f"on {redacted(options.dsn)}"
+    )
+    run = _run_async(lambda: suite_module.run_suite(options, SCENARIOS, console), uvloop=True)
+    summary = suite_module.summary_of(run, SCENARIOS)
+    chart_files = suite_module.render_charts(run)
+    summary["charts"] = [str(path) for path in chart_files]
+    rows = suite_module.memory_rows(run)
+    if rows:
+        console.print(suite_module.memory_table(rows))
+    console.print(report.goals_table(goal for _, goal in suite_module.all_goals(run, SCENARIOS)))
+    summary_file = report.write_result("summary", summary, results_dir)
+    console.print(f"Summary written to {summary_file}; charts in {results_dir / 'charts'}")
+    if readme is not None:
+        section = suite_module.performance_markdown(
+            run, SCENARIOS, summary, chart_files, readme.resolve().parent
+        )
+        suite_module.update_readme(readme, section)
+        console.print(f"'Performance' section of {readme} rewritten")
+    if run.failures:
+        for name, failure in run.failures.items():
+            report.progress(f"[bold red]{name} could not run:[/] {failure}")
+        raise typer.Exit(code=1)
+
+
+def _scenario_names(text: str) -> tuple[str, ...]:
+    from interfaces.bench.suite import SCENARIOS as ORDER
+
+    chosen = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = sorted(chosen - set(ORDER))
+    if unknown or not chosen:
+        raise typer.BadParameter(f"choose among {', '.join(ORDER)} (got {text!r})")
+    if "queries" in chosen:
+        chosen.add("rebuild")
+    return tuple(name for name in ORDER if name in chosen)
+
 
 APPEND_SHORT_HELP = (
     "Append throughput and latency: Mercato's event store vs stock eventsourcing vs raw asyncpg."
