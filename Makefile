@@ -50,3 +50,4 @@ test-unit: install ## Only the tests that need no service
 
 test: install services-up lint ## Everything CI runs: install, start services, lint, all tests
 	timeout --signal=INT --kill-after=120 $(PYTEST_WALL) $(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(UV) run --frozen mercato bench --quick

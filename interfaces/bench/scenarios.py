@@ -52,8 +52,31 @@ async def _lag(options: SuiteOptions, shared: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+async def _rebuild(options: SuiteOptions, shared: dict[str, Any]) -> dict[str, Any]:
+    """Seeds the data set the queries scenario then serves (closed when the suite ends)."""
+    data = await _lazy("rebuild", "open_data_set")(quick=options.quick, dsn=options.dsn)
+    shared.setdefault("closers", []).append(data.close)
+    shared["data_set"] = data
+    result: dict[str, Any] = await _lazy("rebuild", "run_rebuild_benchmark")(
+        quick=options.quick, results_dir=options.results_dir, dsn=options.dsn, data=data
+    )
+    return result
+
+
+async def _queries(options: SuiteOptions, shared: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = await _lazy("queries", "run_queries_benchmark")(
+        quick=options.quick,
+        results_dir=options.results_dir,
+        dsn=options.dsn,
+        data=shared.get("data_set"),
+    )
+    return result
+
+
 SCENARIOS: dict[str, Scenario] = {
     "append": _scenario("append", "append", _append),
     "commands": _scenario("commands", "commands", _commands),
     "lag": _scenario("lag", "lag", _lag),
+    "rebuild": _scenario("rebuild", "rebuild", _rebuild),
+    "queries": _scenario("queries", "queries", _queries),
 }

@@ -96,7 +96,10 @@ def all_goals(run: SuiteRun, scenarios: dict[str, Scenario]) -> list[tuple[str, 
         for name, result in run.results.items()
         for goal in scenarios[name].goals(result)
     ]
-    projectors = [row for row in memory_rows(run) if row["process"].startswith("projector")]
+    # A rebuild child is a projector too (the same code, fed from the store instead of Kafka).
+    projectors = [
+        row for row in memory_rows(run) if row["process"].startswith(("projector", "rebuild"))
+    ]
     if projectors:
         largest = max(projectors, key=lambda row: row["peak_rss_mib"] or 0.0)
         goals.append(

@@ -8,8 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infrastructure.settings import Settings, SettingsError, load_settings
+from infrastructure.settings import Profile, Settings, SettingsError, load_settings
 from interfaces.cli import analytics, bench, demo, projections, worker
+from interfaces.cli.errors import refuse
 
 app = typer.Typer(
     name="mercato",
@@ -65,8 +66,17 @@ def serve(
 
     settings = settings_or_exit()
     if seed_demo and workers > 1:
-        err_console.print("[bold red]error:[/] --demo needs --workers 1 (one process seeds)")
-        raise typer.Exit(code=2)
+        refuse("--demo needs --workers 1 (one process seeds)")
+    if workers > 1 and settings.profile is Profile.EMBEDDED:
+        refuse(
+            "--workers > 1 needs the services profile: the embedded profile's SQLite stores "
+            "and projections belong to one process"
+        )
+    if workers > 1 and settings.clickhouse_target.startswith("chdb://"):
+        refuse(
+            "--workers > 1 needs a ClickHouse server (MERCATO_CLICKHOUSE_URL=http://…): the "
+            "chdb engine locks its folder to one process, and each worker would open it"
+        )
     err_console.print(
         f"Mercato on http://{host}:{port} (profile {settings.profile.value}); "
         f"API docs at http://{host}:{port}/docs",

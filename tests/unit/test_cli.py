@@ -63,3 +63,21 @@ def test_settings_are_shown_with_secrets_masked(monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 0
     assert "MERCATO_PROFILE" in result.output
     assert "a-very-secret-value" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("profile", "clickhouse", "reason"),
+    [
+        ("embedded", "chdb:///tmp/unused", "needs the services profile"),
+        ("services", "chdb:///tmp/unused", "needs a ClickHouse server"),
+    ],
+)
+def test_serve_refuses_several_workers_where_state_belongs_to_one_process(
+    monkeypatch: pytest.MonkeyPatch, profile: str, clickhouse: str, reason: str
+) -> None:
+    monkeypatch.setenv("MERCATO_PROFILE", profile)
+    monkeypatch.setenv("MERCATO_CLICKHOUSE_URL", clickhouse)
+    result = runner.invoke(app, ["serve", "--workers", "2"], env={"COLUMNS": "300"})
+
+    assert result.exit_code == 2
+    assert reason in result.output and "Traceback" not in result.output
