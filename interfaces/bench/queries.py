@@ -50,7 +50,7 @@ class Sizes:
     """Seconds per endpoint at most."""
 
 
-FULL = Sizes(requests=1000, warmup=20, budget=20.0)
+FULL = Sizes(requests=1000, warmup=20, budget=12.0)
 QUICK = Sizes(requests=100, warmup=5, budget=1.0)
 
 

@@ -75,9 +75,9 @@ BATCH_SIZE = 5000
 """Events read per batch, as `mercato projections rebuild` (its `--batch-size` default)."""
 GOAL_EVENTS_PER_SECOND = 50_000.0
 PROFILE_EVENTS = 100_000
-PROFILE_BUDGET = 30.0
+PROFILE_BUDGET = 20.0
 """Seconds the profiling child may apply events for (it stops at PROFILE_EVENTS or then)."""
-FULL_BUDGET = 90.0
+FULL_BUDGET = 60.0
 QUICK_BUDGET = 40.0
 """Seconds one projection's rebuild may run before it is interrupted (as Ctrl-C would: the live
 target is untouched, the new one stays unfinished) and reported as incomplete with the rate it
