@@ -1,6 +1,6 @@
-"""`mercato bench commands`: how many `POST /orders` one API process, then two, answers — and how
-fast — on the services profile (Postgres event store), driven over HTTP by the open-loop load
-generator (`interfaces.bench.loadgen`) in a process of its own.
+"""`mercato bench --only commands`: how many `POST /orders` one API process, then two,
+answers — and how fast — on the services profile (Postgres event store), driven over HTTP by
+the open-loop load generator (`interfaces.bench.loadgen`) in a process of its own.
 
 For each uvicorn worker count (1, then 2) on one fresh database:
 

@@ -8,6 +8,7 @@ the test command catches a benchmark that rotted.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import traceback
@@ -214,7 +215,7 @@ def performance_markdown(
         lines += ["", "### memory", "", *_rich_table_markdown(memory_table(rows))]
     if chart_files:
         lines += ["", "### Charts", ""]
-        lines += [f"![{path.stem}]({path.relative_to(root).as_posix()})" for path in chart_files]
+        lines += [f"![{path.stem}]({_relative(path, root)})" for path in chart_files]
     if run.failures:
         lines += ["", "Scenarios that failed in this run:", ""]
         lines += [f"- {name}: {failure}" for name, failure in run.failures.items()]
@@ -231,6 +232,11 @@ def update_readme(readme: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     readme.write_text(text)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """`path` as a link from a file in `root` (paths may be relative to the working folder)."""
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
 
 
 def _rich_table_markdown(table: Table) -> list[str]:

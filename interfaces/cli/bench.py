@@ -13,6 +13,7 @@ from rich.console import Console
 from infrastructure.postgres_databases import redacted
 from interfaces.bench import report
 from interfaces.bench.database import default_dsn
+from interfaces.cli.errors import refuse
 
 app = typer.Typer(
     help=(
@@ -359,3 +360,33 @@ def append(
     console.print(results_table(result))
     console.print(report.goals_table(goals_of(result)))
     console.print(f"Result written to {result['result_file']}", highlight=False)
+
+
+@app.command("charts")
+def draw_charts(
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Result files (e.g. benchmarks/results/lag-latest.json).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    output_dir: Annotated[
+        Path, typer.Option(help="Where the PNGs go.")
+    ] = report.DEFAULT_RESULTS_DIR / "charts",
+) -> None:
+    """Draw the PNG charts of saved benchmark results again (after changing the chart code, or
+    for a result copied from another machine)."""
+    import json
+
+    from interfaces.bench.charts import render_result
+
+    for path in results:
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            refuse(f"{path} is not a JSON result file ({error})")
+        for written in render_result(result, output_dir):
+            Console().print(f"{written}", highlight=False)

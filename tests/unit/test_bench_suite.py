@@ -108,11 +108,12 @@ def test_the_projector_memory_goal_joins_the_scenarios_goals(tmp_path: Path) -> 
 
 
 def test_the_performance_section_replaces_only_its_own_part_of_the_readme(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run, scenarios = _run(tmp_path)
     summary = summary_of(run, scenarios)
-    section = performance_markdown(run, scenarios, summary, [tmp_path / "c" / "x.png"], tmp_path)
+    monkeypatch.chdir(tmp_path)  # charts are named relative to the working folder, as the CLI does
+    section = performance_markdown(run, scenarios, summary, [Path("c/x.png")], tmp_path)
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\n{README_START}\nold figures\n{README_END}\n\n## After\n")
 

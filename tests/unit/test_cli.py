@@ -24,6 +24,7 @@ def test_mercato_help_lists_every_command() -> None:
         "settings",
         "bench",
         "bench append",
+        "bench charts",
         "worker",
         "worker sagas",
         "migrate",
