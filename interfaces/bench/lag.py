@@ -542,14 +542,18 @@ async def run_lag_benchmark(
     postgres: dict[str, Any] = {}
     succeeded = False
     try:
-        async with throwaway_database(dsn, new_database_name()) as bench_dsn:
-            database = dsn_parts(bench_dsn).dbname
-            postgres = await report.postgres_info(bench_dsn)
-            for rate in (*s.lower_rates, s.rate):
-                at_rate = replace(s, rate=rate)
+        # Each rate starts from nothing: its own database and folders (the tenant it prepares
+        # registers the same accounts every time).
+        for rate in (*s.lower_rates, s.rate):
+            at_rate = replace(s, rate=rate)
+            async with throwaway_database(dsn, new_database_name()) as bench_dsn:
+                database = dsn_parts(bench_dsn).dbname
+                postgres = await report.postgres_info(bench_dsn)
                 for profile in s.profiles:
                     profiles.append(
-                        await _one_profile(profile, run_root, bench_dsn, at_rate, on_progress)
+                        await _one_profile(
+                            profile, run_root / f"{rate:g}", bench_dsn, at_rate, on_progress
+                        )
                     )
         succeeded = True
     finally:

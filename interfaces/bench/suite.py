@@ -256,4 +256,4 @@ def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> li
 def _plain(value: Any) -> str:
     """Text of a rich renderable cell without markup."""
     text = value.plain if hasattr(value, "plain") else str(value)
-    return re.sub(r"\[/?[a-z ]+\]", "", text)
+    return re.sub(r"\[/?[a-z ]*\]", "", text)
