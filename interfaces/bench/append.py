@@ -38,7 +38,7 @@ from rich.table import Table
 
 from application.ports.event_store import NO_STREAM, EventMetadata, NewEvent
 from infrastructure.eventstore.postgres import PostgresEventStore
-from infrastructure.postgres_databases import redacted, throwaway_database
+from infrastructure.postgres_databases import throwaway_database
 from interfaces.bench import report
 from interfaces.bench.database import dsn_parts, new_database_name
 
@@ -713,14 +713,16 @@ async def run_append_benchmark(
     scenarios = with_ratios([m.as_dict() for m in run.measurements])
     goals = evaluate_goals(scenarios)
     result: dict[str, Any] = {
-        "benchmark": "append",
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
-        "duration_seconds": round((finished - started).total_seconds(), 1),
-        "database": {"name": database, "server": redacted(dsn), "dropped": True},
-        "machine": {**report.machine_info(), "load_average_at_start": load_at_start},
-        "postgres": postgres,
-        "libraries": report.library_versions(*LIBRARIES),
+        **report.result_header(
+            "append",
+            started=started,
+            finished=finished,
+            database=database,
+            server_dsn=dsn,
+            load_at_start=load_at_start,
+            postgres=postgres,
+            libraries=LIBRARIES,
+        ),
         "settings": {
             **asdict(settings),
             "event_loop": f"{loop_type.__module__}.{loop_type.__qualname__}",
@@ -761,19 +763,8 @@ def append_charts(measurements: Sequence[report.Measurement]) -> list[dict[str, 
     ]
 
 
-def goals_of(result: dict[str, Any]) -> list[report.Goal]:
-    """Rebuild the goals of a result (for printing)."""
-    return [
-        report.Goal(
-            name=goal["name"],
-            value=goal["value"],
-            threshold=goal["threshold"],
-            higher_is_better=goal["comparison"] == ">=",
-            unit=goal["unit"],
-            target=goal["target"],
-        )
-        for goal in result["goals"]
-    ]
+goals_of = report.saved_goals
+"""Rebuild the goals of a result (for printing)."""
 
 
 __all__ = [

@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from infrastructure.postgres_databases import redacted, throwaway_database
+from infrastructure.postgres_databases import throwaway_database
 from interfaces.bench import report
 from interfaces.bench.cleanup import clean_namespace
 from interfaces.bench.database import dsn_parts, new_database_name
@@ -356,15 +356,17 @@ async def run_commands_benchmark(
     finished = datetime.now(UTC)
     goals = evaluate_goals(rows)
     result: dict[str, Any] = {
-        "benchmark": "commands",
+        **report.result_header(
+            "commands",
+            started=started,
+            finished=finished,
+            database=database,
+            server_dsn=dsn,
+            load_at_start=load_at_start,
+            postgres=postgres,
+            libraries=LIBRARIES,
+        ),
         "quick": quick,
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
-        "duration_seconds": round((finished - started).total_seconds(), 1),
-        "database": {"name": database, "server": redacted(dsn), "dropped": True},
-        "machine": {**report.machine_info(), "load_average_at_start": load_at_start},
-        "postgres": postgres,
-        "libraries": report.library_versions(*LIBRARIES),
         "settings": asdict(s),
         "tenant": prepared.summary(),
         "notes": [
@@ -461,19 +463,8 @@ def evaluate_goals(rows: list[dict[str, Any]]) -> list[report.Goal]:
     return goals
 
 
-def goals_of(result: dict[str, Any]) -> list[report.Goal]:
-    """Rebuild the goals of a result (for printing)."""
-    return [
-        report.Goal(
-            name=goal["name"],
-            value=goal["value"],
-            threshold=goal["threshold"],
-            higher_is_better=goal["comparison"] == ">=",
-            unit=goal["unit"],
-            target=goal["target"],
-        )
-        for goal in result["goals"]
-    ]
+goals_of = report.saved_goals
+"""Rebuild the goals of a result (for printing)."""
 
 
 def results_table(result: dict[str, Any]) -> Table:

@@ -54,7 +54,7 @@ import httpx
 from rich.table import Table
 
 from application.ports.read_model_sink import ReadModelSink, watermark
-from infrastructure.postgres_databases import redacted, throwaway_database
+from infrastructure.postgres_databases import throwaway_database
 from infrastructure.settings import Settings
 from interfaces.bench import report
 from interfaces.bench.cleanup import clean_namespace
@@ -567,15 +567,17 @@ async def run_lag_benchmark(
         entry.pop("charts", None)
     goals = evaluate_goals([entry for entry in profiles if entry["rate"] == s.rate])
     result: dict[str, Any] = {
-        "benchmark": "lag",
+        **report.result_header(
+            "lag",
+            started=started,
+            finished=finished,
+            database=database,
+            server_dsn=dsn,
+            load_at_start=load_at_start,
+            postgres=postgres,
+            libraries=LIBRARIES,
+        ),
         "quick": quick,
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
-        "duration_seconds": round((finished - started).total_seconds(), 1),
-        "database": {"name": database, "server": redacted(dsn), "dropped": True},
-        "machine": {**report.machine_info(), "load_average_at_start": load_at_start},
-        "postgres": postgres,
-        "libraries": report.library_versions(*LIBRARIES),
         "settings": asdict(s),
         "notes": [
             "Each command is POST /orders (one line, quantity 1) and appends exactly one "
@@ -655,19 +657,8 @@ def evaluate_goals(profiles: list[dict[str, Any]]) -> list[report.Goal]:
     return goals
 
 
-def goals_of(result: dict[str, Any]) -> list[report.Goal]:
-    """Rebuild the goals of a result (for printing)."""
-    return [
-        report.Goal(
-            name=goal["name"],
-            value=goal["value"],
-            threshold=goal["threshold"],
-            higher_is_better=goal["comparison"] == ">=",
-            unit=goal["unit"],
-            target=goal["target"],
-        )
-        for goal in result["goals"]
-    ]
+goals_of = report.saved_goals
+"""Rebuild the goals of a result (for printing)."""
 
 
 def results_table(result: dict[str, Any]) -> Table:

@@ -24,6 +24,8 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
+from infrastructure.postgres_databases import redacted
+
 DEFAULT_RESULTS_DIR = Path("benchmarks/results")
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -216,6 +218,46 @@ class Goal:
             "unit": self.unit,
             "met": self.met,
         }
+
+
+def result_header(
+    benchmark: str,
+    *,
+    started: datetime,
+    finished: datetime,
+    database: str,
+    server_dsn: str,
+    load_at_start: list[float] | None,
+    postgres: dict[str, Any],
+    libraries: Sequence[str],
+) -> dict[str, Any]:
+    """What every Postgres-backed result begins with: when, where, on what machine and
+    versions (`server_dsn` is printed redacted)."""
+    return {
+        "benchmark": benchmark,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_seconds": round((finished - started).total_seconds(), 1),
+        "database": {"name": database, "server": redacted(server_dsn), "dropped": True},
+        "machine": {**machine_info(), "load_average_at_start": load_at_start},
+        "postgres": postgres,
+        "libraries": library_versions(*libraries),
+    }
+
+
+def saved_goals(result: dict[str, Any]) -> list[Goal]:
+    """The goals a result saved (`Goal.as_dict` each), as `Goal`s again, for printing."""
+    return [
+        Goal(
+            name=goal["name"],
+            value=goal["value"],
+            threshold=goal["threshold"],
+            higher_is_better=goal["comparison"] == ">=",
+            unit=goal["unit"],
+            target=goal["target"],
+        )
+        for goal in result["goals"]
+    ]
 
 
 # -- output ------------------------------------------------------------------------------------
