@@ -62,6 +62,7 @@ from rich.table import Table
 
 from infrastructure.postgres_databases import drop_database, redacted, with_database
 from interfaces.bench import report
+from interfaces.bench.cleanup import clean_namespace
 from interfaces.bench.database import new_database_name
 from interfaces.bench.processes import BenchEnvironment, MercatoProcess
 from interfaces.bench.seed import SeedReport, SeedSpec, progress_printer, seed_event_store
@@ -126,7 +127,7 @@ class SeededDataSet:
                 f"{self.environment.namespace}, folder {self.environment.run_dir}"
             )
             return
-        await cleanup_namespace(self.environment)
+        await clean_namespace(self.environment)
         shutil.rmtree(self.environment.run_dir, ignore_errors=True)
         await drop_database(self.admin_dsn, self.database)
 
@@ -179,71 +180,6 @@ async def seeded_data_set(
         yield data
     finally:
         await data.close()
-
-
-def _service_defaults() -> dict[str, str]:
-    """The service URLs the scenario's processes use: `BenchEnvironment` passes no URL of its
-    own, so they take the settings' defaults."""
-    from infrastructure.settings import Settings
-
-    fields = Settings.model_fields
-    return {
-        name: str(fields[name].default)
-        for name in ("redis_url", "elasticsearch_url", "kafka_bootstrap")
-    }
-
-
-async def cleanup_namespace(environment: BenchEnvironment) -> None:
-    """Delete the namespace's Redis keys, Elasticsearch indexes and Kafka topics."""
-    urls = _service_defaults()
-    with contextlib.suppress(Exception):
-        await _delete_redis_keys(urls["redis_url"], environment.redis_key_prefix)
-    with contextlib.suppress(Exception):
-        await _delete_indexes(urls["elasticsearch_url"], environment.elasticsearch_index_prefix)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(
-            _delete_topics(urls["kafka_bootstrap"], environment.kafka_topic_prefix), 60
-        )
-
-
-async def _delete_redis_keys(url: str, prefix: str) -> None:
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        batch: list[Any] = []
-        async for key in client.scan_iter(match=f"{prefix}*", count=5000):
-            batch.append(key)
-            if len(batch) >= 5000:
-                await client.unlink(*batch)
-                batch = []
-        if batch:
-            await client.unlink(*batch)
-    finally:
-        await client.aclose()
-
-
-async def _delete_indexes(url: str, prefix: str) -> None:
-    import httpx
-
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        listed = await client.get(f"/_cat/indices/{prefix}*", params={"format": "json"})
-        names = [row["index"] for row in listed.json()] if listed.is_success else []
-        for start in range(0, len(names), 50):
-            await client.delete(f"/{','.join(names[start : start + 50])}")
-
-
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    await admin.start()
-    try:
-        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names, timeout_ms=30_000)
-    finally:
-        await admin.close()
 
 
 # -- the scenario ------------------------------------------------------------------------------
