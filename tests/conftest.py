@@ -7,7 +7,7 @@ other's data. The services themselves are started by `make test` (deploy/local/s
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import itertools
 import os
 import tempfile
@@ -53,66 +53,20 @@ def read_model_namespaces(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Delete the Kafka topics, Elasticsearch indexes and Redis keys this run created (when the
     services are up; a unit-test run without them skips this quietly)."""
-    _delete_kafka_topics(RUN_TOPIC_PREFIX)
-    _delete_elasticsearch_indexes(f"mercato-test-{RUN_ID}-*")
-    _delete_redis_keys(f"mercato-test:{RUN_ID}:*")
+    from interfaces.bench.cleanup import Prefixes, ServiceUrls, delete_prefixed
 
-
-def _delete_kafka_topics(prefix: str) -> None:
-    import asyncio
-
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import KafkaError
-
-    async def delete() -> None:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=os.environ.get("MERCATO_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-            request_timeout_ms=30_000,
-        )
-        await admin.start()
-        try:
-            names = [name for name in await admin.list_topics() if name.startswith(prefix)]
-            for start in range(0, len(names), 100):
-                await admin.delete_topics(names[start : start + 100], timeout_ms=30_000)
-        finally:
-            await admin.close()
-
-    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-        asyncio.run(asyncio.wait_for(delete(), timeout=120))
-
-
-def _delete_elasticsearch_indexes(pattern: str) -> None:
-    import httpx
-
-    url = os.environ.get("MERCATO_ELASTICSEARCH_URL", "http://127.0.0.1:9200")
-    try:
-        listed = httpx.get(f"{url}/_cat/indices/{pattern}?format=json&h=index", timeout=5)
-        names = [row["index"] for row in listed.json()] if listed.is_success else []
-        for start in range(0, len(names), 50):
-            httpx.delete(f"{url}/{','.join(names[start : start + 50])}", timeout=30)
-    except httpx.HTTPError:
-        pass
-
-
-def _delete_redis_keys(pattern: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(
-        os.environ.get("MERCATO_REDIS_URL", "redis://127.0.0.1:6379/0"), socket_timeout=5
+    defaults = ServiceUrls()
+    urls = ServiceUrls(
+        kafka_bootstrap=os.environ.get("MERCATO_KAFKA_BOOTSTRAP", defaults.kafka_bootstrap),
+        redis_url=os.environ.get("MERCATO_REDIS_URL", defaults.redis_url),
+        elasticsearch_url=os.environ.get("MERCATO_ELASTICSEARCH_URL", defaults.elasticsearch_url),
     )
-    try:
-        batch = []
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
-    except redis.RedisError:
-        pass
-    finally:
-        client.close()
+    prefixes = Prefixes(
+        kafka_topics=RUN_TOPIC_PREFIX,
+        redis_keys=f"mercato-test:{RUN_ID}:",
+        elasticsearch_indexes=f"mercato-test-{RUN_ID}-",
+    )
+    asyncio.run(delete_prefixed(prefixes, urls, within=120, log_failures=False))
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from interfaces.bench import charts, report
 
@@ -254,6 +255,5 @@ def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> li
 
 
 def _plain(value: Any) -> str:
-    """Text of a rich renderable cell without markup."""
-    text = value.plain if hasattr(value, "plain") else str(value)
-    return re.sub(r"\[/?[a-z ]*\]", "", text)
+    """Text of a rich table cell: a `Text` as it is, a string with its markup rendered away."""
+    return value.plain if isinstance(value, Text) else Text.from_markup(str(value)).plain
