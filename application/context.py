@@ -10,6 +10,8 @@ from typing import Any
 
 from application.ports.event_store import EventMetadata, Idempotency
 
+SYSTEM_ROLE = "system"
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -21,10 +23,15 @@ class Actor:
 
     @classmethod
     def system(cls, tenant_id: str) -> Actor:
-        return cls(account_id=None, tenant_id=tenant_id, roles=frozenset({"system"}))
+        return cls(account_id=None, tenant_id=tenant_id, roles=frozenset({SYSTEM_ROLE}))
 
     def has_role(self, role: str) -> bool:
-        return role in self.roles or "system" in self.roles
+        return role in self.roles or SYSTEM_ROLE in self.roles
+
+    @property
+    def is_system(self) -> bool:
+        """A process of ours (a saga, the webhook handler), not a person: no account behind it."""
+        return self.account_id is None and SYSTEM_ROLE in self.roles
 
 
 @dataclass(frozen=True)
@@ -47,12 +54,41 @@ class CommandContext:
             traceparent=self.traceparent,
         )
 
-    def idempotency_for(self, command: Any) -> Idempotency | None:
-        """The idempotency key with a fingerprint of the command (not of its events, which
-        carry fresh timestamps and ids on every retry)."""
+    def scoped_key(self, command_type: str) -> str | None:
+        """The caller's idempotency key in the caller's own scope (`scoped_idempotency_key`)."""
         if self.idempotency_key is None:
             return None
-        return Idempotency(self.idempotency_key, fingerprint_command(command))
+        return scoped_idempotency_key(self.actor, command_type, self.idempotency_key)
+
+    def idempotency_for(self, command: Any) -> Idempotency | None:
+        """The scoped idempotency key with a fingerprint of the command (not of its events,
+        which carry fresh timestamps and ids on every retry)."""
+        key = self.scoped_key(type(command).__name__)
+        if key is None:
+            return None
+        return Idempotency(key, fingerprint_command(command))
+
+
+def scoped_idempotency_key(actor: Actor, command_type: str, key: str) -> str:
+    """The key as the event store keeps it (per tenant): unique per caller and command type.
+
+    - `u/<account id>/<command type>/<key>`: a signed-in caller (whatever its roles);
+    - `anon/<command type>/<key>`: an anonymous route (registration, say);
+    - `sys/<command type>/<key>`: a process of ours (sagas, payment webhooks).
+
+    Every part before the caller's key has a grammar without `/` (a UUID, a class name), so
+    the scope ends at a known place whatever the key holds: no key, slashes and all, can make
+    one scope's stored key equal to another's. HTTP contexts always carry an account or none
+    and never the system role, so they can only write `u/` or `anon/` keys: a saga's keys
+    are out of reach of every caller, even one who can compute them.
+    """
+    if command_type == "" or "/" in command_type:
+        raise ValueError(f"not a command type: {command_type!r}")
+    if actor.account_id is not None:
+        return f"u/{actor.account_id}/{command_type}/{key}"
+    if actor.is_system:
+        return f"sys/{command_type}/{key}"
+    return f"anon/{command_type}/{key}"
 
 
 def fingerprint_command(command: Any) -> str:

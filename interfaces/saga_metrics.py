@@ -1,11 +1,12 @@
-"""Saga gauges: instances by saga and status, and the deadlines pending. Refreshed by the
-process that runs the sagas: `mercato worker sagas --metrics-port` every few seconds, the API
-of the embedded profile when it is scraped."""
+"""Saga gauges: instances by saga and status, the deadlines pending, and the parked sagas (by
+saga and tenant). Refreshed by the process that runs the sagas: `mercato worker sagas
+--metrics-port` every few seconds, the API of the embedded profile when it is scraped."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from contextlib import suppress
 
 from application.sagas.census import SagaCensus
@@ -23,12 +24,20 @@ def saga_census(container: Container) -> SagaCensus:
 
 
 async def refresh_saga_gauges(container: Container, census: SagaCensus) -> None:
-    """Set the saga gauges from the census and the timers now."""
-    for (saga, state), count in (await census.refresh()).items():
-        metrics.SAGA_INSTANCES.labels(saga, state).set(count)
+    """Set the saga gauges from the saga store and the census now (the store's first: a long
+    first census cut short by a scrape's bound still leaves them fresh)."""
     marketplace = container.marketplace
     pending = await marketplace.saga_store.count_timers(marketplace.saga_group)
     metrics.SAGA_DEADLINES_PENDING.set(pending)
+    parked = Counter(
+        (saga.saga_type, saga.tenant_id) for saga in await marketplace.parked_sagas().parked()
+    )
+    # Cleared first: a saga retried since the last refresh leaves no stale series behind.
+    metrics.SAGAS_PARKED.clear()
+    for (saga_type, tenant_id), count in parked.items():
+        metrics.SAGAS_PARKED.labels(saga_type, tenant_id).set(count)
+    for (saga, state), count in (await census.refresh()).items():
+        metrics.SAGA_INSTANCES.labels(saga, state).set(count)
 
 
 async def report_sagas_while_running(

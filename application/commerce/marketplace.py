@@ -24,7 +24,9 @@ from application.ports.instruments import NO_INSTRUMENTS, Instruments
 from application.ports.payment_gateway import PaymentGateway
 from application.ports.saga_store import SagaStore
 from application.repository import Repository
+from application.sagas.dead_letters import ParkedSagas
 from application.sagas.driver import SagaDriver
+from application.sagas.failures import TRANSIENT_FAILURES
 from application.sagas.policy import SagaPolicy
 from application.sagas.router import Router
 from application.sagas.runner import SagaRunner
@@ -46,6 +48,8 @@ class Marketplace:
     platform_fee_bps: int = DEFAULT_PLATFORM_FEE_BPS
     saga_group: str = "sagas"
     instruments: Instruments = NO_INSTRUMENTS
+    transient_failures: tuple[type[BaseException], ...] = TRANSIENT_FAILURES
+    """What the sagas wait out rather than park for (with the adapters' connection errors)."""
 
     def __post_init__(self) -> None:
         self.serializer = EventSerializer()
@@ -70,19 +74,26 @@ class Marketplace:
 
     def saga_runner(self, *, bus: CommandBus | None = None, **options: Any) -> SagaRunner:
         """A runner of the sagas; `options` are `SagaRunner`'s (owner, poll_interval, …)."""
-        driver = SagaDriver(
-            self.repository,
-            bus or self.bus,
-            self.saga_store,
-            group=self.saga_group,
-            policy=self.policy,
-        )
         return SagaRunner(
             events=self.store,
             saga_store=self.saga_store,
-            driver=driver,
+            driver=self._saga_driver(bus or self.bus),
             router=Router(self.repository, self.serializer),
             clock=self.clock,
             group=self.saga_group,
-            **options,
+            **{"transient_failures": self.transient_failures, **options},
+        )
+
+    def parked_sagas(self, *, bus: CommandBus | None = None) -> ParkedSagas:
+        """The operator's view of the parked sagas: list, letters, retry, skip."""
+        return ParkedSagas(
+            self.saga_store,
+            self._saga_driver(bus or self.bus),
+            Router(self.repository, self.serializer),
+            group=self.saga_group,
+        )
+
+    def _saga_driver(self, bus: CommandBus) -> SagaDriver:
+        return SagaDriver(
+            self.repository, bus, self.saga_store, group=self.saga_group, policy=self.policy
         )

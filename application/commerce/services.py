@@ -71,8 +71,10 @@ def new_id(context: CommandContext, kind: str) -> uuid.UUID:
     """The id of an aggregate a command creates.
 
     Derived from the idempotency key when there is one, so a retried command addresses the
-    aggregate the first attempt created instead of creating a twin.
+    aggregate the first attempt created instead of creating a twin; from the key in its
+    caller's scope, so two callers who chose the same key get an aggregate each.
     """
-    if context.idempotency_key is None:
+    scoped_key = context.scoped_key(kind)
+    if scoped_key is None:
         return uuid.uuid4()
-    return uuid.uuid5(MERCATO_NAMESPACE, f"{kind}:{context.tenant_id}:{context.idempotency_key}")
+    return uuid.uuid5(MERCATO_NAMESPACE, f"{kind}:{context.tenant_id}:{scoped_key}")

@@ -1,10 +1,11 @@
 """The demo's driver: turns a plan into the commands people would send, and waits for the sagas.
 
-Accounts are registered through the accounts service, products created and published by
-their sellers, orders placed by their buyers; from there the sagas do the rest (reservations,
-payment through the provider, escrow, delivery, release to wallets) while the driver plays
-the people again where the plan says so: a buyer cancels, confirms receipt or disputes, an
-admin resolves a dispute, sellers withdraw their earnings.
+The tenant is provisioned (unless it exists), accounts registered through the accounts
+service, products created and published by their sellers, orders placed by their buyers; from
+there the sagas do the rest (reservations, payment through the provider, escrow, delivery,
+release to wallets) while the driver plays the people again where the plan says so: a buyer
+cancels, confirms receipt or disputes, an admin resolves a dispute, sellers withdraw their
+earnings.
 
 Stages, each finished before the next starts (so every order ends as its plan says, see
 `application.demo.plan`): accounts → products → first wave of orders → unpublish → second
@@ -63,6 +64,7 @@ from application.demo.watch import OrderTrack, OrderWatch
 from application.errors import AggregateNotFoundError
 from application.sagas.cancellation import cancel_and_wait
 from application.sagas.runner import SagaRunner
+from application.tenants.service import Tenants
 from domain.account import Role
 from domain.dispute import Resolution
 from domain.errors import DomainError, IllegalTransition
@@ -159,6 +161,7 @@ class DemoDriver:
         self,
         marketplace: Marketplace,
         accounts: Accounts,
+        tenants: Tenants,
         *,
         tenant_id: str,
         payments: PaymentScripts | None,
@@ -175,6 +178,7 @@ class DemoDriver:
             raise ValueError("concurrency and registrations must be at least 1")
         self.marketplace = marketplace
         self.accounts = accounts
+        self.tenants = tenants
         self.tenant_id = tenant_id
         self.payments = payments
         self.progress = progress or QuietProgress()
@@ -238,6 +242,7 @@ class _Run:
 
     async def register(self) -> People:
         plan = self._plan
+        await self._driver.tenants.ensure(self._tenant)
         self._progress.stage("accounts", 1 + len(plan.sellers) + len(plan.buyers))
         try:
             admin = await self._register(ADMIN_EMAIL, "Demo admin", Role.ADMIN)
@@ -414,7 +419,8 @@ class _Run:
     # -- sending and waiting -----------------------------------------------------------------
 
     async def _send(self, command: Command, actor: Actor, key: str) -> CommandResult:
-        """Dispatch with an idempotency key unique to the seed and step (keys are per tenant)."""
+        """Dispatch with an idempotency key unique to the seed and step (keys are scoped to the
+        caller and the command type)."""
         context = CommandContext(actor=actor, idempotency_key=f"demo:{self._seed}:{key}")
         return await self._driver.marketplace.dispatch(command, context)
 

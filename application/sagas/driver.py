@@ -5,7 +5,9 @@ How a step happens exactly once, whatever crashes:
 1. The saga is loaded and first finishes the steps a previous run left untaken.
 2. The input changes the saga in memory (or nothing, if the saga has seen it).
 3. Each step is taken: a command with the idempotency key `saga:<saga id>:<step key>:<hash of
-   the command>`, or a timer upserted (idempotent). The outcome is recorded in the saga.
+   the command>` (a system actor's, so the store keeps it in the `sys/` scope that no HTTP
+   caller can write: `application.context.scoped_idempotency_key`), or a timer upserted
+   (idempotent). The outcome is recorded in the saga.
 4. The saga's new events are appended, expecting the version it was loaded at; then the timers
    it no longer waits for are deleted.
 

@@ -10,20 +10,36 @@
 - Leadership is a session-level advisory lock (`pg_try_advisory_lock`) on a connection of its
   own: held as long as that session lives, released by Postgres the moment the process dies or
   its connection drops (https://www.postgresql.org/docs/15/explicit-locking.html#ADVISORY-LOCKS).
+- Dead letters: `park`, `hold_back` (for a parked saga) and `unpark_if_empty` take a
+  transaction-level advisory lock on (group, saga) first, so an input is either stored as a
+  letter before the saga is un-parked, or sees it un-parked: never a letter left behind a
+  saga nobody will retry. The transactions are a few statements long (see the watermark note
+  above for why nothing here holds a transaction open while a saga step runs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
 
 import asyncpg
 
-from application.ports.saga_store import Timer
+from application.ports.saga_store import (
+    HeldInput,
+    ParkedSaga,
+    SagaInputRecord,
+    SagaLetter,
+    Timer,
+    input_key,
+)
 from infrastructure.eventstore.postgres_migrations import apply_migrations
+from infrastructure.sagas import letters
 
 LOCK_CLASS = 0x7361
 """The first key of every saga-group advisory lock ("sa"); the second is the group's hash."""
+PARKED_LOCK_CLASS = 0x736C
+"""The first key of every parked saga's advisory lock ("sl"); the second hashes the saga."""
 _MIGRATION_LOCK_KEY = 0x73616761  # "saga"
 
 MIGRATIONS: list[str] = [
@@ -45,7 +61,57 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX mercato_saga_timers_due ON mercato_saga_timers (group_name, due_at);
     """,
+    """
+    CREATE TABLE mercato_saga_parked (
+        group_name  text        NOT NULL,
+        saga_id     text        NOT NULL,
+        saga_type   text        NOT NULL,
+        tenant_id   text        NOT NULL,
+        error       text        NOT NULL,
+        parked_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+        seq         bigint      GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (group_name, saga_id)
+    );
+    CREATE TABLE mercato_saga_letters (
+        seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        group_name  text   NOT NULL,
+        saga_id     text   NOT NULL,
+        input_key   text   NOT NULL,
+        kind        text   NOT NULL,
+        document    text   NOT NULL,
+        payload     bytea,
+        error       text,
+        UNIQUE (group_name, saga_id, input_key)
+    );
+    """,
 ]
+
+_LOCK_SAGAS = (
+    "SELECT pg_advisory_xact_lock($1, hashtext($2 || '/' || s))"
+    " FROM unnest($3::text[]) AS s ORDER BY s"
+)
+
+_PARKED_AMONG = (
+    "SELECT saga_id FROM mercato_saga_parked WHERE group_name = $1 AND saga_id = ANY($2::text[])"
+)
+
+_INSERT_LETTERS = """
+INSERT INTO mercato_saga_letters (group_name, saga_id, input_key, kind, document, payload, error)
+SELECT $1, l.saga_id, l.input_key, l.kind, l.document, l.payload, l.error
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[])
+     WITH ORDINALITY AS l(saga_id, input_key, kind, document, payload, error, n)
+ORDER BY l.n
+ON CONFLICT DO NOTHING
+"""
+
+_PARKED = """
+SELECT p.group_name, p.saga_id, p.saga_type, p.tenant_id, p.error, p.parked_at,
+       (SELECT count(*) FROM mercato_saga_letters l
+        WHERE l.group_name = p.group_name AND l.saga_id = p.saga_id) AS letters
+FROM mercato_saga_parked p
+WHERE p.group_name = $1 AND ($2::text IS NULL OR p.tenant_id = $2)
+ORDER BY p.seq
+"""
 
 _TIMER_COLUMNS = "group_name, saga_type, saga_id, tenant_id, name, due_at"
 
@@ -154,6 +220,126 @@ class PostgresSagaStore:
         )
         return int(count)
 
+    # -- dead letters ------------------------------------------------------------------------
+
+    async def park(
+        self,
+        group: str,
+        saga_id: str,
+        *,
+        saga_type: str,
+        tenant_id: str,
+        record: SagaInputRecord,
+        error: str,
+    ) -> None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(_LOCK_SAGAS, PARKED_LOCK_CLASS, group, [saga_id])
+            await connection.execute(
+                "INSERT INTO mercato_saga_parked (group_name, saga_id, saga_type, tenant_id,"
+                " error) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                group,
+                saga_id,
+                saga_type,
+                tenant_id,
+                error,
+            )
+            await connection.execute(
+                _INSERT_LETTERS, group, *_letter_columns([(saga_id, record)], error)
+            )
+
+    async def hold_back(self, group: str, inputs: Sequence[HeldInput]) -> set[str]:
+        if not inputs:
+            return set()
+        saga_ids = sorted({held.saga_id for held in inputs})
+        # The common case, nothing parked, costs this one round trip. A saga not parked here
+        # cannot be un-parked meanwhile either, so its inputs are the caller's to feed.
+        if not await self._pool.fetch(_PARKED_AMONG, group, saga_ids):
+            return set()
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(_LOCK_SAGAS, PARKED_LOCK_CLASS, group, saga_ids)
+            rows = await connection.fetch(_PARKED_AMONG, group, saga_ids)
+            parked = {row["saga_id"] for row in rows}
+            held = [(entry.saga_id, entry.input) for entry in inputs if entry.saga_id in parked]
+            if held:
+                await connection.execute(_INSERT_LETTERS, group, *_letter_columns(held, None))
+        return {input_key(record) for _, record in held}
+
+    async def parked(self, group: str, *, tenant_id: str | None = None) -> list[ParkedSaga]:
+        rows = await self._pool.fetch(_PARKED, group, tenant_id)
+        return [
+            ParkedSaga(
+                group=row["group_name"],
+                saga_id=row["saga_id"],
+                saga_type=row["saga_type"],
+                tenant_id=row["tenant_id"],
+                error=row["error"],
+                letters=row["letters"],
+                parked_at=row["parked_at"],
+            )
+            for row in rows
+        ]
+
+    async def letters(self, group: str, saga_id: str) -> list[SagaLetter]:
+        rows = await self._pool.fetch(
+            "SELECT input_key, kind, document, payload, error FROM mercato_saga_letters"
+            " WHERE group_name = $1 AND saga_id = $2 ORDER BY seq",
+            group,
+            saga_id,
+        )
+        return [
+            SagaLetter(
+                key=row["input_key"],
+                input=letters.decode(row["kind"], row["document"], row["payload"]),
+                error=row["error"],
+            )
+            for row in rows
+        ]
+
+    async def drop_letter(self, group: str, saga_id: str, key: str) -> None:
+        await self._pool.execute(
+            "DELETE FROM mercato_saga_letters"
+            " WHERE group_name = $1 AND saga_id = $2 AND input_key = $3",
+            group,
+            saga_id,
+            key,
+        )
+
+    async def record_failure(self, group: str, saga_id: str, key: str, error: str) -> None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE mercato_saga_parked SET error = $3 WHERE group_name = $1 AND saga_id = $2",
+                group,
+                saga_id,
+                error,
+            )
+            await connection.execute(
+                "UPDATE mercato_saga_letters SET error = $4"
+                " WHERE group_name = $1 AND saga_id = $2 AND input_key = $3",
+                group,
+                saga_id,
+                key,
+                error,
+            )
+
+    async def unpark_if_empty(self, group: str, saga_id: str) -> bool:
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(_LOCK_SAGAS, PARKED_LOCK_CLASS, group, [saga_id])
+            # A statement of its own after the lock: it sees every letter stored before it.
+            await connection.execute(
+                "DELETE FROM mercato_saga_parked p WHERE group_name = $1 AND saga_id = $2"
+                " AND NOT EXISTS (SELECT 1 FROM mercato_saga_letters l"
+                "   WHERE l.group_name = p.group_name AND l.saga_id = p.saga_id)",
+                group,
+                saga_id,
+            )
+            still_parked = await connection.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM mercato_saga_parked"
+                " WHERE group_name = $1 AND saga_id = $2)",
+                group,
+                saga_id,
+            )
+        return not still_parked
+
     # -- leadership --------------------------------------------------------------------------
 
     async def try_lead(self, group: str, owner: str, *, lease: timedelta) -> bool:
@@ -218,3 +404,18 @@ def _timer(row: Any) -> Timer:
         name=row["name"],
         due_at=row["due_at"],
     )
+
+
+def _letter_columns(
+    inputs: Sequence[tuple[str, SagaInputRecord]], error: str | None
+) -> list[list[Any]]:
+    """(saga id, input) pairs as the column arrays `_INSERT_LETTERS` unnests."""
+    encoded = [(saga_id, input_key(record), *letters.encode(record)) for saga_id, record in inputs]
+    return [
+        [row[0] for row in encoded],
+        [row[1] for row in encoded],
+        [row[2] for row in encoded],
+        [row[3] for row in encoded],
+        [row[4] for row in encoded],
+        [error] * len(encoded),
+    ]

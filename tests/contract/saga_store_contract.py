@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from application.ports.saga_store import SagaStore, Timer
+from application.ports.event_store import RecordedEvent
+from application.ports.saga_store import HeldInput, SagaStore, Timer, input_key
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=1)
@@ -23,6 +24,23 @@ LEASE = timedelta(minutes=1)
 
 def a_timer(group: str, *, due_at: datetime = NOW, name: str = "payment-deadline") -> Timer:
     return Timer(group, "checkout", str(uuid.uuid4()), "tenant-1", name, due_at)
+
+
+def an_event(position: int) -> RecordedEvent:
+    return RecordedEvent(
+        event_id=uuid.uuid4(),
+        stream_id=str(uuid.uuid4()),
+        stream_version=1,
+        position=position,
+        type="domain.order:Order.Placed",
+        schema_version=1,
+        tenant_id="tenant-1",
+        recorded_at=NOW,
+        correlation_id=uuid.uuid4(),
+        causation_id=None,
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        payload=b'{"lines": []}',
+    )
 
 
 class SagaStoreContract:
@@ -242,3 +260,125 @@ class SagaStoreContract:
         assert await other_store.try_lead(f"{group}-other", "b", lease=lease)
         await store.resign(group, "a")
         await other_store.resign(f"{group}-other", "b")
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    async def test_a_parked_saga_keeps_its_failed_input_and_holds_its_later_inputs_back(
+        self, store: SagaStore, group: str
+    ) -> None:
+        saga, other = str(uuid.uuid4()), str(uuid.uuid4())
+        poison, later, timer = an_event(10), an_event(12), a_timer(group)
+        await store.park(
+            group, saga, saga_type="checkout", tenant_id="t1", record=poison, error="boom"
+        )
+
+        held = await store.hold_back(
+            group,
+            [HeldInput(saga, later), HeldInput(other, an_event(11)), HeldInput(saga, timer)],
+        )
+
+        assert held == {input_key(later), input_key(timer)}
+        letters = await store.letters(group, saga)
+        assert [(letter.input, letter.error) for letter in letters] == [
+            (poison, "boom"),
+            (later, None),
+            (timer, None),
+        ]
+        assert [letter.key for letter in letters] == [input_key(r) for r in (poison, later, timer)]
+        assert await store.letters(group, other) == []
+
+    async def test_parking_and_holding_back_twice_keeps_one_letter_in_its_place(
+        self, store: SagaStore, group: str
+    ) -> None:
+        saga, first, second = str(uuid.uuid4()), an_event(1), an_event(2)
+        for _ in range(2):
+            await store.park(
+                group, saga, saga_type="checkout", tenant_id="t1", record=first, error="boom"
+            )
+            await store.hold_back(group, [HeldInput(saga, second)])
+
+        assert [letter.input for letter in await store.letters(group, saga)] == [first, second]
+
+    async def test_nothing_is_held_back_while_no_saga_is_parked(
+        self, store: SagaStore, group: str
+    ) -> None:
+        assert await store.hold_back(group, [HeldInput(str(uuid.uuid4()), an_event(1))]) == set()
+        assert await store.hold_back(group, []) == set()
+
+    async def test_parked_sagas_are_listed_oldest_first_and_per_tenant(
+        self, store: SagaStore, group: str
+    ) -> None:
+        first, second = str(uuid.uuid4()), str(uuid.uuid4())
+        await store.park(
+            group, first, saga_type="checkout", tenant_id="t1", record=an_event(1), error="a"
+        )
+        await store.park(
+            group, second, saga_type="escrow", tenant_id="t2", record=a_timer(group), error="b"
+        )
+        await store.hold_back(group, [HeldInput(first, an_event(5))])
+
+        everyone = await store.parked(group)
+        only_t2 = await store.parked(group, tenant_id="t2")
+
+        assert [(p.saga_id, p.saga_type, p.tenant_id, p.error, p.letters) for p in everyone] == [
+            (first, "checkout", "t1", "a", 2),
+            (second, "escrow", "t2", "b", 1),
+        ]
+        assert [p.saga_id for p in only_t2] == [second]
+        assert await store.parked(f"{group}-other") == []
+
+    async def test_a_saga_is_unparked_only_once_its_letters_are_gone(
+        self, store: SagaStore, group: str
+    ) -> None:
+        saga, poison, later = str(uuid.uuid4()), an_event(1), an_event(2)
+        await store.park(
+            group, saga, saga_type="checkout", tenant_id="t1", record=poison, error="x"
+        )
+        await store.hold_back(group, [HeldInput(saga, later)])
+        await store.drop_letter(group, saga, input_key(poison))
+
+        while_waiting = await store.unpark_if_empty(group, saga)
+        await store.drop_letter(group, saga, input_key(later))
+        once_empty = await store.unpark_if_empty(group, saga)
+
+        assert (while_waiting, once_empty) == (False, True)
+        assert await store.parked(group) == []
+        assert await store.hold_back(group, [HeldInput(saga, an_event(3))]) == set()
+        assert await store.unpark_if_empty(group, saga)  # not parked: nothing to wait for
+
+    async def test_a_failed_retry_keeps_its_error_on_the_saga_and_the_letter(
+        self, store: SagaStore, group: str
+    ) -> None:
+        saga, poison = str(uuid.uuid4()), an_event(1)
+        await store.park(
+            group, saga, saga_type="checkout", tenant_id="t1", record=poison, error="x"
+        )
+
+        await store.record_failure(group, saga, input_key(poison), "still broken")
+
+        [parked] = await store.parked(group)
+        [letter] = await store.letters(group, saga)
+        assert (parked.error, letter.error) == ("still broken", "still broken")
+
+    async def test_an_input_held_back_while_a_retry_empties_the_saga_is_never_lost(
+        self, store: SagaStore, other_store: SagaStore, group: str
+    ) -> None:
+        for _ in range(10):
+            saga, poison, late = str(uuid.uuid4()), an_event(1), an_event(2)
+            await store.park(
+                group, saga, saga_type="checkout", tenant_id="t1", record=poison, error="x"
+            )
+            await store.drop_letter(group, saga, input_key(poison))
+
+            held, unparked = await asyncio.gather(
+                other_store.hold_back(group, [HeldInput(saga, late)]),
+                store.unpark_if_empty(group, saga),
+            )
+
+            # Either the input waits as a letter of a still-parked saga, or the saga was
+            # un-parked first and the input was the caller's to feed: never both, never neither.
+            letters = await store.letters(group, saga)
+            assert (held == {input_key(late)}) == (not unparked) == (len(letters) == 1)
+            if letters:
+                await store.drop_letter(group, saga, input_key(late))
+                assert await store.unpark_if_empty(group, saga)

@@ -40,6 +40,11 @@ def test_mercato_help_lists_every_command() -> None:
         "dlq show",
         "dlq retry",
         "dlq skip",
+        "sagas",
+        "sagas list",
+        "sagas show",
+        "sagas retry",
+        "sagas skip",
     ],
 )
 def test_every_command_explains_itself(command: str) -> None:
