@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from application.integers import INT64_MAX
 from domain import checks, order, product
 from domain.dispute import Resolution
 from domain.money import Money
@@ -24,9 +25,9 @@ MAX_AMOUNT = 10**12
 MAX_STOCK = 10**9
 
 MinorUnits = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=order.MAX_QUANTITY)]
-Version = Annotated[int, Field(strict=True, ge=1)]
+Version = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=product.TITLE_MAX_LENGTH)
 ]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from application.integers import is_int64
 from application.read_models.documents import Document
 from domain.errors import InvariantViolation
 from domain.money import Money, validate_currency
@@ -267,6 +269,12 @@ def decode_cursor(cursor: str, sort: Sort, value_types: tuple[type, ...]) -> Sor
     value = key[0]
     if isinstance(value, bool) or not isinstance(value, value_types):
         raise InvalidCursor("malformed")
+    # Only values a sort could have handed out: a store cannot compare an integer beyond 64
+    # bits (the SQLite driver raises), nor a NaN (every comparison with it is false).
+    if isinstance(value, int) and not is_int64(value):
+        raise InvalidCursor("a sort value beyond 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidCursor("a sort value that is not a finite number")
     return value, key[1]
 
 

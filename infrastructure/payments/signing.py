@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -24,6 +25,12 @@ from domain.money import Money
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_TOLERANCE = timedelta(minutes=5)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST_TIMESTAMP = int((datetime(9000, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds())
+"""Far beyond any honest clock, and far enough from `datetime.max` that no arithmetic on a
+time this late overflows."""
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+"""ASCII digits only: `str.isdigit` also takes `²` and other digits `int()` refuses."""
 
 
 def encode(notification: PaymentNotification) -> bytes:
@@ -66,7 +73,7 @@ def verify(
     timestamp, digest = _parse_header(signature)
     if not hmac.compare_digest(digest, _digest(secret, timestamp, body)):
         raise InvalidWebhookError("the webhook signature does not match its body")
-    signed_at = datetime.fromtimestamp(timestamp, UTC)
+    signed_at = _EPOCH + timedelta(seconds=timestamp)
     if abs(now - signed_at) > tolerance:
         raise InvalidWebhookError(f"the webhook was signed at {signed_at}, outside the tolerance")
     return _decode(body)
@@ -79,8 +86,11 @@ def _digest(secret: bytes, timestamp: int, body: bytes) -> str:
 def _parse_header(signature: str) -> tuple[int, str]:
     parts = dict(part.split("=", 1) for part in signature.split(",") if "=" in part)
     timestamp, digest = parts.get("t", ""), parts.get("v1", "")
-    if not timestamp.isdigit() or len(timestamp) > 12 or not digest:
-        raise InvalidWebhookError("the webhook signature header is malformed")
+    if not _TIMESTAMP.fullmatch(timestamp) or int(timestamp) > _LATEST_TIMESTAMP or not digest:
+        raise InvalidWebhookError(
+            f"the webhook signature header is malformed: t is unix seconds up to "
+            f"{_LATEST_TIMESTAMP}, and v1 the signature"
+        )
     return int(timestamp), digest
 
 

@@ -4,7 +4,7 @@ as of a past moment."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from application.commerce.marketplace import Marketplace
 from application.commerce.results import CommandResult
 from application.context import Actor
 from application.errors import AggregateNotFoundError
+from application.integers import INT64_MAX
 from domain.account import Role
 from domain.order import MAX_LINES, Order
 from interfaces.http.dependencies import (
@@ -157,21 +158,24 @@ def _may_read(actor: Actor, buyer_id: UUID, seller_id: UUID) -> bool:
 
 
 def _as_of(value: str) -> tuple[int | None, datetime | None]:
-    if re.fullmatch(r"[0-9]{1,19}", value):
+    if re.fullmatch(r"[0-9]+", value):
+        if int(value) > INT64_MAX:
+            raise _invalid_as_of(value, f"an as_of position is at most {INT64_MAX}")
         return int(value), None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        moment = None
-    if moment is None or moment.utcoffset() is None:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "as_of"),
-                    "msg": "as_of must be a position or an ISO 8601 time with a UTC offset",
-                    "input": value,
-                }
-            ]
-        )
+        if moment.utcoffset() is None:
+            raise ValueError("no UTC offset")
+        # In UTC: a time at the edge of the calendar (year 1 at +14:00) has no UTC equivalent.
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise _invalid_as_of(
+            value, "as_of must be a position or an ISO 8601 time with a UTC offset"
+        ) from None
     return None, moment
+
+
+def _invalid_as_of(value: str, reason: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", "as_of"), "msg": reason, "input": value}]
+    )

@@ -5,7 +5,8 @@ Every command answers with `position`, a consistency token. A query that passes 
 `?min_position=` or the `Mercato-Min-Position` header, reads a model that reflects the command:
 the request waits (at most `MERCATO_READ_YOUR_WRITES_WAIT` seconds) for the projection's
 watermark to reach the position, else answers 503 with `Retry-After` and the lag — never stale
-data without saying so. Without a token the query reads whatever the model holds now.
+data without saying so. A position beyond the end of the log, which no command answered, is
+refused at once (422). Without a token the query reads whatever the model holds now.
 
     @router.get("/things/{id}")
     async def get_thing(id: UUID, read_models: ReadModelsDep) -> ThingView:
@@ -19,14 +20,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query
+from fastapi.exceptions import RequestValidationError
 
 from application.errors import ReadModelBehindError, ReadModelUnavailableError
+from application.integers import INT64_MAX, Position
 from interfaces.bootstrap import Container
 from interfaces.http.dependencies import ContainerDep
 from projections.status import wait_for_position
 
 MIN_POSITION_HEADER = "Mercato-Min-Position"
-MAX_POSITION = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class ReadModels:
         projection = container.projection(projection_name)
         sink = await container.sink(projection.sink)
         if self.min_position:
+            await self._refuse_a_position_beyond_the_log(self.min_position)
             partitions = container.partitioning.partitions_of(projection)
             reached = await wait_for_position(
                 sink,
@@ -75,24 +78,46 @@ class ReadModels:
             raise ReadModelUnavailableError(projection.name)
         return LiveReadModel(sink, projection.name, routing.live)
 
+    async def _refuse_a_position_beyond_the_log(self, position: int) -> None:
+        """No command answered a position beyond the log's end: waiting for it is pointless.
+
+        Compared with the log as it is now (it may have grown since the command). The head
+        counts final events only, and a command's own position may lie above it while an
+        earlier transaction is still in flight: then the event at or above the position, which
+        is committed, proves the token (few events lie above the head, so counting is cheap).
+        """
+        store = self._container.event_store
+        if position <= await store.head_position():
+            return
+        if await store.count_between(position - 1, INT64_MAX) > 0:
+            return
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "min_position"),
+                    "msg": f"min_position {position} is beyond the end of the event log: pass "
+                    "the position a command answered (also as the Mercato-Min-Position header)",
+                    "input": position,
+                }
+            ]
+        )
+
 
 def min_position(
     query: Annotated[
-        int | None,
+        Position | None,
         Query(
             alias="min_position",
-            ge=0,
-            le=MAX_POSITION,
             description="A command's `position`: answer only from a read model that reflects "
-            "it (503 with Retry-After if it has not within a few seconds).",
+            "it (503 with Retry-After if it has not within a few seconds; 422 at once if it "
+            "is beyond the end of the log).",
         ),
     ] = None,
     header: Annotated[
-        int | None,
+        Position | None,
         Header(
             alias=MIN_POSITION_HEADER,
-            ge=0,
-            le=MAX_POSITION,
             description="The same as the `min_position` query parameter.",
         ),
     ] = None,

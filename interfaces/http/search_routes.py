@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from application.integers import INT64_MAX
 from application.read_models.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -35,7 +36,7 @@ from projections.catalog_search import CATALOG_SEARCH
 
 router = APIRouter(prefix="/products", tags=["products"])
 
-MAX_PRICE = 2**63 - 1
+MAX_PRICE = INT64_MAX
 CURSOR_MAX_LENGTH = 1_000
 
 

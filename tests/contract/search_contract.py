@@ -479,6 +479,31 @@ class SearchContract:
             with pytest.raises(InvalidCursor):
                 await indexed.search(sort=sort, cursor=cursor)
 
+    async def test_a_cursor_with_a_sort_value_no_store_holds_is_refused(
+        self, indexed: Indexed
+    ) -> None:
+        # Well-formed, but beyond what a sort hands out: beyond 64 bits, before 1970 (the
+        # nanoseconds of a time), not a finite number.
+        refused = [
+            (Sort.PRICE_ASC, 2**63),
+            (Sort.PRICE_DESC, -(2**63) - 1),
+            (Sort.BEST_SELLING, 2**70),
+            (Sort.NEWEST, -1),
+            (Sort.NEWEST, 2**64),
+            (Sort.RELEVANCE, float("nan")),
+            (Sort.RELEVANCE, float("inf")),
+            (Sort.RELEVANCE, 2**64),
+        ]
+        taken = []
+        for sort, value in refused:
+            cursor = encode_cursor(sort, (value, str(uuid.uuid4())))
+            try:
+                await indexed.search(sort=sort, text="sound", cursor=cursor)
+            except InvalidCursor:
+                continue
+            taken.append((sort, value))
+        assert taken == []
+
     # -- what never shows -----------------------------------------------------------------------
 
     async def test_unpublished_products_never_show(self, indexed: Indexed) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infrastructure.auth.tokens import derive_key
-from infrastructure.settings import DEVELOPMENT_JWT_SECRET
+from infrastructure.settings import (
+    DEVELOPMENT_JWT_SECRET,
+    PRODUCTION_RATE_LIMITS,
+    RATE_LIMIT_OFF,
+)
+from interfaces.http.read_models import MIN_POSITION_HEADER
 from tests.e2e.http_support import (
     PASSWORD,
     User,
@@ -123,6 +130,54 @@ def product_body(**overrides: Any) -> dict[str, Any]:
 
 def order_body(product_id: str, quantity: Any = 1) -> dict[str, Any]:
     return {"lines": [{"product_id": product_id, "quantity": quantity}]}
+
+
+JSON = {"Content-Type": "application/json"}
+NOT_STORABLE = [
+    ("NaN", b"NaN"),
+    ("Infinity", b"Infinity"),
+    ("-Infinity", b"-Infinity"),
+    ("a number beyond the float range", b"1e400"),
+    ("an integer beyond 64 bits", b"18446744073709551616"),
+    ("an integer of 5000 digits", b"9" * 5000),
+    ("an unpaired surrogate", b'"\\ud800"'),
+    ("a NUL character", b'"a\\u0000b"'),
+]
+BODIES = [
+    # (where, path, a body with @ where the value goes, headers, token)
+    ("register", "/auth/register", b'{"email": @, "password": "p"}', TENANT, "none"),
+    (
+        "product",
+        "/products",
+        b'{"title": "t", "kind": "track", "price": {"amount": @, "currency": "EUR"}}',
+        {},
+        "creator",
+    ),
+    (
+        "order",
+        "/orders",
+        b'{"lines": [{"product_id": "' + str(uuid4()).encode() + b'", "quantity": @}]}',
+        KEY,
+        "buyer",
+    ),
+    ("an unknown field of a", "/orders/{order}/dispute", b'{"reason": "r", "x": [@]}', {}, "buyer"),
+]
+
+
+WEBHOOK_SECRET = "a webhook secret for the bad-input tests"
+
+
+def signed(body: bytes, *, timestamp: int) -> str:
+    """A `Payment-Signature` that checks out for `body` (timestamp aside)."""
+    message = f"{timestamp}.".encode() + body
+    digest = hmac.new(WEBHOOK_SECRET.encode(), message, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def search_cursor(sort: str, value: Any) -> str:
+    """A cursor as the search answers them (base64 of JSON), with a sort value of our own."""
+    text = json.dumps({"s": sort, "k": [value, str(uuid4())]})
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def streamed_megabyte() -> Iterator[bytes]:
@@ -657,6 +712,96 @@ CASES = [
         headers=KEY,
     ),
     Case("a wallet in a malformed currency", "GET", "/wallets/euro", 422, names=("currency",)),
+    # numbers no store holds, and strings none encodes: refused where the body is parsed
+    *(
+        Case(
+            f"{what} in a {where} body",
+            "POST",
+            path,
+            422,
+            content=template.replace(b"@", value),
+            headers=headers | JSON,
+            token=token,
+            names=("json_invalid",),
+        )
+        for what, value in NOT_STORABLE
+        for where, path, template, headers, token in BODIES
+    ),
+    # integers beyond 64 bits (or their domain) wherever they come from
+    Case(
+        "an as_of position beyond 64 bits",
+        "GET",
+        "/orders/{order}?as_of=9999999999999999999",
+        422,
+        names=("as_of",),
+    ),
+    Case(
+        "an as_of position of 40 digits",
+        "GET",
+        "/orders/{order}?as_of=" + "9" * 40,
+        422,
+        names=("as_of",),
+    ),
+    Case(
+        "an as_of time with no UTC equivalent",
+        "GET",
+        "/orders/{order}?as_of=0001-01-01T00:00:00%2B14:00",
+        422,
+        names=("as_of",),
+    ),
+    *(
+        Case(
+            f"a {sort} search cursor holding {value!r}",
+            "GET",
+            f"/products/search?q=night&sort={sort}&cursor={search_cursor(sort, value)}",
+            422,
+            names=("cursor",),
+        )
+        for sort in ("relevance", "price_asc", "price_desc", "newest", "best_selling")
+        for value in (2**63, -(2**63) - 1, 2**200, float("nan"), float("inf"))
+    ),
+    Case(
+        "a min_position beyond 64 bits",
+        "GET",
+        "/orders/{order}?min_position=9223372036854775808",
+        422,
+        names=("min_position",),
+    ),
+    Case(
+        "a min_position header beyond 64 bits",
+        "GET",
+        "/orders/{order}",
+        422,
+        headers={"Mercato-Min-Position": "99999999999999999999"},
+        names=("mercato-min-position",),
+    ),
+    Case(
+        "a limit beyond 64 bits",
+        "GET",
+        "/me/orders?limit=99999999999999999999",
+        422,
+        names=("limit",),
+    ),
+    Case(
+        "an If-Match beyond 64 bits",
+        "PATCH",
+        "/products/{product}",
+        422,
+        {"title": "x"},
+        token="creator",
+        headers={"If-Match": '"99999999999999999999"'},
+        names=("if-match",),
+    ),
+    Case(
+        "a webhook signed in the year 33658",
+        "POST",
+        "/payments/webhook",
+        400,
+        content=b"{}",
+        token="none",
+        headers={"Payment-Signature": signed(b"{}", timestamp=999_999_999_999)},
+        names=("unix seconds",),
+    ),
 ]
 
 
@@ -665,7 +810,12 @@ def world_and_client(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[World, TestClient]]:
     data_dir = tmp_path_factory.mktemp("bad-input")
-    with running(embedded_settings(data_dir)) as client:
+    # Without rate limits: the table sends more than a client would in a minute.
+    no_limits = {rule: RATE_LIMIT_OFF for rule in PRODUCTION_RATE_LIMITS}
+    settings = embedded_settings(
+        data_dir, payment_webhook_secret=WEBHOOK_SECRET, rate_limits=no_limits
+    )
+    with running(settings) as client:
         buyer = signed_up(client, "buyer@example.org")
         creator = signed_up(client, "creator@example.org", roles=("creator",))
         admin = promoted_to_admin(client, signed_up(client, "admin@example.org"))
@@ -724,6 +874,27 @@ def test_bad_input_gets_the_right_4xx_and_leaves_no_event(
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert response.headers["X-Request-ID"]
     assert response.headers["content-type"] == "application/json"
+
+
+def test_a_min_position_beyond_the_log_is_refused_at_once(
+    world_and_client: tuple[World, TestClient],
+) -> None:
+    world, client = world_and_client
+    head = head_position(client)
+    path = f"/orders/{world.order_id}"
+    started = time.monotonic()
+
+    by_query = client.get(path, params={"min_position": head + 1}, headers=world.buyer.headers)
+    by_header = client.get(
+        path, headers=world.buyer.headers | {MIN_POSITION_HEADER: str(head + 1_000)}
+    )
+
+    assert time.monotonic() - started < 1.0  # not the wait for a read model that is behind
+    for response in (by_query, by_header):
+        assert response.status_code == 422, response.text
+        assert "beyond the end of the event log" in response.json()["detail"][0]["msg"]
+    at_head = client.get(path, params={"min_position": head}, headers=world.buyer.headers)
+    assert at_head.status_code == 200, at_head.text
 
 
 def test_the_world_is_what_the_table_assumes(world_and_client: tuple[World, TestClient]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -123,6 +125,20 @@ def test_a_webhook_signed_too_long_ago_is_refused_as_a_replay(clock: ManualClock
 
     with pytest.raises(InvalidWebhookError, match="tolerance"):
         signing.verify(SECRET, body, header, now=clock.now())
+
+
+@pytest.mark.parametrize(
+    "timestamp", ["999999999999", "253402300800", "²", "-1", "1e9", "", "9" * 13]
+)
+def test_a_webhook_timestamp_no_clock_could_give_is_refused_with_a_reason(
+    clock: ManualClock, timestamp: str
+) -> None:
+    # Signed for what it says: the signature checks out, only the time cannot be a time.
+    body = signing.encode(a_notification(clock))
+    digest = hmac.new(SECRET, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+    with pytest.raises(InvalidWebhookError, match="unix seconds"):
+        signing.verify(SECRET, body, f"t={timestamp},v1={digest}", now=clock.now())
 
 
 def test_an_oversized_body_is_refused_before_anything_else(clock: ManualClock) -> None:

@@ -66,7 +66,12 @@ def test_a_query_that_breaks_a_rule_names_the_field(options: dict[str, Any], fie
 
 
 def test_a_cursor_gives_back_the_sort_key_it_was_made_of() -> None:
-    for key in [(3.25, "t:product:a"), (2**63 + 1, "b"), ("2024-01-01T00:00:00.000000+00:00", "c")]:
+    for key in [
+        (3.25, "t:product:a"),
+        (2**63 - 1, "b"),
+        (-(2**63), "b"),
+        ("2024-01-01T00:00:00.000000+00:00", "c"),
+    ]:
         cursor = encode_cursor(Sort.NEWEST, key)
 
         assert decode_cursor(cursor, Sort.NEWEST, (int, float, str)) == key
@@ -83,10 +88,14 @@ def test_a_cursor_gives_back_the_sort_key_it_was_made_of() -> None:
         encode_cursor(Sort.PRICE_ASC, ("1", "a")),  # a text where a number belongs
         encode_cursor(Sort.PRICE_ASC, (True, "a")),
         encode_cursor(Sort.PRICE_ASC, (1, 2)),  # type: ignore[arg-type]
+        encode_cursor(Sort.PRICE_ASC, (2**63, "a")),  # beyond what a store holds
+        encode_cursor(Sort.PRICE_ASC, (-(2**63) - 1, "a")),
+        encode_cursor(Sort.PRICE_ASC, (float("nan"), "a")),
+        encode_cursor(Sort.PRICE_ASC, (float("-inf"), "a")),
     ],
 )
 def test_a_cursor_not_handed_out_for_the_sort_is_refused(cursor: str) -> None:
     with pytest.raises(InvalidCursor) as refused:
-        decode_cursor(cursor, Sort.PRICE_ASC, (int,))
+        decode_cursor(cursor, Sort.PRICE_ASC, (int, float))
 
     assert refused.value.field == "cursor"
