@@ -10,7 +10,8 @@ they agree on what a batch does:
    batch are held back behind it. Other streams are untouched.
 3. The writes of the batch and its checkpoints go to the sink in one call. A sink error is
    transient until proven otherwise: the call is retried with capped exponential backoff, for
-   as long as it takes (a worker stalls rather than skips; its lag shows it).
+   as long as it takes (a worker stalls rather than skips; its lag and `OutageReport` show it,
+   see `projections.outages`).
 
 A batch the projection handles is one span, `apply <projection>`, naming the sink: a child of
 the current span (a live worker's `consume`), or, when there is none (a rebuild, a replay),
@@ -42,6 +43,7 @@ from application.tracing import (
     traced,
 )
 from projections.definition import Projection
+from projections.outages import NO_OUTAGE_REPORT, Backoff, OutageReport, until_done
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("mercato.projections")
@@ -58,15 +60,6 @@ class BatchOutcome:
     """Streams this batch parked."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    first: float = 0.05
-    cap: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.cap, self.first * 2.0 ** max(0, attempt - 1))
-
-
 class ProjectionApplier:
     def __init__(
         self,
@@ -77,23 +70,28 @@ class ProjectionApplier:
         *,
         handler_attempts: int = 3,
         backoff: Backoff | None = None,
+        outages: OutageReport = NO_OUTAGE_REPORT,
     ) -> None:
         self.projection = projection
         self.sink = sink
         self.dead_letters = dead_letters
         self.serializer = serializer
         self._handler_attempts = handler_attempts
-        self._backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff()
+        self.outages = outages
 
     async def apply(
         self,
         target: str,
         events: Sequence[RecordedEvent],
         checkpoints: Mapping[str, int],
+        *,
+        stop: asyncio.Event | None = None,
     ) -> BatchOutcome:
+        """Apply the batch, waiting out store failures; `GaveUp` if `stop` is set meanwhile."""
         relevant = [e for e in events if self.projection.handles(e)]
         if not relevant:  # only checkpoints to move (a watermark tick): not worth a span
-            return await self._apply(target, relevant, checkpoints)
+            return await self._apply(target, relevant, checkpoints, stop)
         cause = SpanCause.of(e.traceparent for e in relevant)
         if in_a_span():  # a live worker's `consume` span, already placed by the same events
             cause = SpanCause.current()
@@ -104,7 +102,7 @@ class ProjectionApplier:
             links=cause.links,
             attributes=self._span_attributes(target, relevant),
         ) as span:
-            outcome = await self._apply(target, relevant, checkpoints)
+            outcome = await self._apply(target, relevant, checkpoints, stop)
             span.set_attributes(
                 {"mercato.writes": outcome.writes, "mercato.held_back": outcome.held_back}
             )
@@ -127,6 +125,7 @@ class ProjectionApplier:
         target: str,
         relevant: Sequence[RecordedEvent],
         checkpoints: Mapping[str, int],
+        stop: asyncio.Event | None,
     ) -> BatchOutcome:
         name = self.projection.name
         held = await self.dead_letters.hold_back(name, relevant) if relevant else set()
@@ -146,7 +145,7 @@ class ProjectionApplier:
                 poisoned.append(event.stream_id)
         if waiting:
             held |= await self.dead_letters.hold_back(name, waiting)
-        await self._write(target, writes, checkpoints)
+        await self._write(target, writes, checkpoints, stop)
         return BatchOutcome(
             events=len(relevant),
             writes=len(writes),
@@ -173,29 +172,19 @@ class ProjectionApplier:
         await self.dead_letters.park(self.projection.name, event, reason)
 
     async def _write(
-        self, target: str, writes: Sequence[Write], checkpoints: Mapping[str, int]
+        self,
+        target: str,
+        writes: Sequence[Write],
+        checkpoints: Mapping[str, int],
+        stop: asyncio.Event | None,
     ) -> None:
         if not writes and not checkpoints:
             return
-        attempt = 0
-        while True:
-            try:
-                await self.sink.apply(self.projection.name, target, writes, checkpoints)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                attempt += 1
-                delay = self._backoff.delay(attempt)
-                logger.warning(
-                    "projection %s: writing %d writes to %s failed (attempt %d, retry in %.2fs):"
-                    " %s: %s",
-                    self.projection.name,
-                    len(writes),
-                    target,
-                    attempt,
-                    delay,
-                    type(error).__name__,
-                    error,
-                )
-                await asyncio.sleep(delay)
+        await until_done(
+            lambda: self.sink.apply(self.projection.name, target, writes, checkpoints),
+            projection=self.projection.name,
+            what=f"writing {len(writes)} writes to {target}",
+            backoff=self.backoff,
+            report=self.outages,
+            stop=stop,
+        )

@@ -7,6 +7,11 @@ again, and the convergent writes make the second time a no-op).
 
 On stop, the batch in hand is finished and committed; the worker does not start another.
 
+A store that fails (the sink refusing or timing out, the dead-letter store, the feed's commit)
+does not end the worker: the batch is tried again with backoff until the store is back
+(`projections.outages`), logged and reported as it goes. A stop while waiting leaves the batch
+uncommitted: it comes again.
+
 Each batch with events the projection handles is one span, `consume <projection>` (apply and
 commit), placed by those events' `traceparent`s: a child of the request's span when they all
 come from one trace, else a trace of its own linked to theirs (`SpanCause`).
@@ -24,7 +29,8 @@ from opentelemetry.trace import SpanKind
 
 from application.ports.event_feed import EventFeed, FeedBatch
 from application.tracing import EVENT_COUNT, POSITION, PROJECTION, SpanCause, traced
-from projections.applier import ProjectionApplier
+from projections.applier import BatchOutcome, ProjectionApplier
+from projections.outages import GaveUp, until_done
 from projections.targets import RoutingCache
 
 logger = logging.getLogger(__name__)
@@ -71,16 +77,21 @@ class ProjectionWorker:
                     batch = fetching.result()
                 except StopAsyncIteration:
                     return
-                await self.handle(batch)
+                try:
+                    await self.handle(batch, stop)
+                except GaveUp:
+                    logger.info("projection %s stopped while waiting on its stores", self.name)
+                    return
         finally:
             stopping.cancel()
             await self.feed.close()
 
-    async def handle(self, batch: FeedBatch) -> None:
-        """Apply one batch to the live target, then acknowledge it (never the other way)."""
+    async def handle(self, batch: FeedBatch, stop: asyncio.Event | None = None) -> None:
+        """Apply one batch to the live target, then acknowledge it (never the other way),
+        waiting out failing stores; `GaveUp` when `stop` is set while waiting."""
         handled = [event for event in batch.events if self.applier.projection.handles(event)]
         if not handled:  # a watermark tick, or other projections' events: not worth a span
-            await self._handle(batch)
+            await self._handle(batch, stop)
             return
         cause = SpanCause.of(event.traceparent for event in handled)
         with traced(
@@ -96,12 +107,24 @@ class ProjectionWorker:
                 "mercato.partitions": sorted(batch.checkpoints),
             },
         ):
-            await self._handle(batch)
+            await self._handle(batch, stop)
 
-    async def _handle(self, batch: FeedBatch) -> None:
-        target = await self._routing.live_target()
-        outcome = await self.applier.apply(target, batch.events, batch.checkpoints)
-        await self.feed.commit(batch)
+    async def _handle(self, batch: FeedBatch, stop: asyncio.Event | None) -> None:
+        async def apply_and_commit() -> BatchOutcome:
+            target = await self._routing.live_target()
+            outcome = await self.applier.apply(target, batch.events, batch.checkpoints, stop=stop)
+            # Applying again after a failed commit is harmless: every write is convergent.
+            await self.feed.commit(batch)
+            return outcome
+
+        outcome = await until_done(
+            apply_and_commit,
+            projection=self.name,
+            what=f"applying a batch of {len(batch.events)} events",
+            backoff=self.applier.backoff,
+            report=self.applier.outages,
+            stop=stop,
+        )
         self.counters.batches += 1
         self.counters.events += outcome.events
         self.counters.writes += outcome.writes

@@ -116,9 +116,24 @@ EntryKey = tuple[str, ...]
 """(document, "field", name) | (document, "counter", name, source) | (table, "row", *key)."""
 
 
+class ReadStoreUnavailableError(Exception):
+    """A read-model store refused a call, dropped it, or did not answer within its timeout.
+
+    Transient by nature: a query answers 503 with `Retry-After`, a worker waits and tries again.
+    Adapters raise it in place of their client's connection and timeout errors, so nothing above
+    them has to know which client that was."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        self.store = store
+        super().__init__(f"the {store} read-model store is unavailable ({reason}); retry shortly")
+
+
 class ReadModelSink(Protocol):
     """A read-model store the projection runtime writes to. One sink serves many projections;
-    each projection's targets are named by the runtime (`<projection>_v<version>_<n>`)."""
+    each projection's targets are named by the runtime (`<projection>_v<version>_<n>`).
+
+    A store out of reach (refused, reset, or silent past the adapter's timeout) raises
+    `ReadStoreUnavailableError` from any method, never the client's own error."""
 
     async def routing(self, projection: str) -> Routing: ...
 

@@ -22,7 +22,7 @@ from contextlib import suppress
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from application.event_categories import kafka_partition_id
 from application.ports.event_feed import FeedBatch
@@ -31,6 +31,8 @@ from infrastructure.kafka.codec import decode_event, tick_position
 
 logger = logging.getLogger(__name__)
 
+FETCH_RETRY_CAP_SECONDS = 5.0
+"""The longest pause between two fetches that failed with a retriable Kafka error."""
 REVOKE_GRACE_SECONDS = 30.0
 """How long a rebalance waits for the worker to finish the batch it holds. Past it, the
 partition moves anyway and the batch is delivered again to the new owner."""
@@ -165,12 +167,27 @@ class KafkaEventFeed:
         return self._queue.qsize()
 
     async def _fetch(self) -> None:
+        failures = 0
         try:
             while True:
                 await self._wait_for_room()
-                records = await self._consumer.getmany(
-                    timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch
-                )
+                try:
+                    records = await self._consumer.getmany(
+                        timeout_ms=self._fetch_timeout_ms, max_records=self._max_batch
+                    )
+                except KafkaError as error:
+                    # A broker away or a leader moving is waited out; anything else (offsets
+                    # out of range, authorisation) ends the feed, and the worker with it.
+                    if not error.retriable:
+                        raise
+                    failures += 1
+                    delay = min(FETCH_RETRY_CAP_SECONDS, 0.1 * 2**failures)
+                    logger.warning(
+                        "fetching failed (attempt %d, retry in %.1fs): %r", failures, delay, error
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                failures = 0
                 if records:
                     # Only this task puts batches, and there was room before `getmany`.
                     self._queue.put_nowait(batch_of(records))

@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import OperationalError
+
 from application.read_models.analytics import (
     ESCROW_MOVEMENTS,
     ORDER_LINES,
@@ -27,6 +29,7 @@ from application.read_models.analytics import (
     checked_limit,
 )
 from infrastructure.read_models.clickhouse_rows import ClickHouseRowSink
+from infrastructure.read_models.outages import unavailable_on
 
 _IN_PERIOD = "at >= {start:DateTime64(6, 'UTC')} AND at < {end:DateTime64(6, 'UTC')}"
 _OF_SELLER = "({seller:String} = '' OR seller_id = {seller:String})"
@@ -177,6 +180,7 @@ ORDER BY bucket
 """
 
 
+@unavailable_on("ClickHouse", OperationalError)
 class ClickHouseAnalytics:
     """`AnalyticsQueries` on one target of the analytics projection."""
 

@@ -22,6 +22,8 @@ from typing import Any
 import clickhouse_connect
 
 CHDB_SCHEME = "chdb://"
+SERVER_TIMEOUT = 30.0
+"""Analytics queries scan facts: a longer default than the documents' and search's."""
 
 
 class AnalyticsEngineError(RuntimeError):
@@ -72,11 +74,15 @@ def chdb_folder(dsn: str) -> str | None:
     return os.path.realpath(path)
 
 
-def open_client(dsn: str) -> Any:
-    """A new clickhouse-connect client for `dsn` (blocking: call it in a thread)."""
+def open_client(dsn: str, *, timeout: float = SERVER_TIMEOUT) -> Any:
+    """A new clickhouse-connect client for `dsn` (blocking: call it in a thread). A server's
+    client connects within `timeout` seconds and waits at most that long for each answer
+    (chdb runs in this process: nothing to wait for)."""
     folder = chdb_folder(dsn)
     if folder is None:
-        return clickhouse_connect.get_client(dsn=dsn)
+        return clickhouse_connect.get_client(
+            dsn=dsn, connect_timeout=timeout, send_receive_timeout=timeout
+        )
     return _chdb_client(folder)
 
 

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
+from clickhouse_connect.driver.exceptions import OperationalError
+
 from application.ports.read_model_sink import (
     Checkpoints,
     Entry,
@@ -46,7 +48,8 @@ from application.read_models.analytics import (
     from_utc_text,
     utc_text,
 )
-from infrastructure.read_models.clickhouse_engine import open_client
+from infrastructure.read_models.clickhouse_engine import SERVER_TIMEOUT, open_client
+from infrastructure.read_models.outages import unavailable_on
 
 _T = TypeVar("_T")
 
@@ -107,8 +110,10 @@ class _Connection:
             return function(self.client, *args)
 
 
+@unavailable_on("ClickHouse", OperationalError)
 class ClickHouseRowSink:
-    """`ReadModelSink` for `InsertRow` writes of the known fact tables."""
+    """`ReadModelSink` for `InsertRow` writes of the known fact tables. A ClickHouse server
+    that refuses or does not answer is the port's `ReadStoreUnavailableError`."""
 
     def __init__(
         self,
@@ -127,13 +132,18 @@ class ClickHouseRowSink:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, database: str, tables: Iterable[FactTable] = FACT_TABLES
+        cls,
+        dsn: str,
+        *,
+        database: str,
+        tables: Iterable[FactTable] = FACT_TABLES,
+        call_timeout: float = SERVER_TIMEOUT,
     ) -> Self:
         """Open the engine (`http(s)://…` or `chdb:///folder`) and create the database and the
         routing tables if needed."""
-        writer = await asyncio.to_thread(open_client, dsn)
+        writer = await asyncio.to_thread(open_client, dsn, timeout=call_timeout)
         try:
-            reader = await asyncio.to_thread(open_client, dsn)
+            reader = await asyncio.to_thread(open_client, dsn, timeout=call_timeout)
         except BaseException:
             await asyncio.to_thread(writer.close)
             raise

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
+from elastic_transport import ConnectionError, ConnectionTimeout
 from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
 
 from application.ports.read_model_sink import Checkpoints, Entry, EntryKey, Routing, Write
@@ -50,6 +51,7 @@ from application.read_models.search import (
     FACET_SIZE,
     TITLE_WEIGHT,
     Facets,
+    InvalidCursor,
     SearchPage,
     SearchQuery,
     Sort,
@@ -58,6 +60,7 @@ from application.read_models.search import (
     facet_counts,
     hit_of,
 )
+from infrastructure.read_models.outages import unavailable_on
 
 MAPPING_VERSION = 1
 """Bump with any change to `MAPPING` or `SETTINGS`, and the projection's version with it, so a
@@ -111,24 +114,37 @@ _PROJECTION_NAME = re.compile(r"[a-z0-9_]+")
 _TARGET_NAME = re.compile(r"[a-z0-9_][a-z0-9_.-]*")
 _MERGE_ATTEMPTS = 20
 _SCAN_PAGE = 1_000
+DEFAULT_TIMEOUT = 2.0
+SLOW_CALL_TIMEOUT = 35.0
 
 
+@unavailable_on("Elasticsearch", ConnectionError, ConnectionTimeout)
 class ElasticsearchSearchSink:
-    """`ReadModelSink` and `SearchIndex` on Elasticsearch; owns its client."""
+    """`ReadModelSink` and `SearchIndex` on Elasticsearch; owns its client. A refused or silent
+    connection is the port's `ReadStoreUnavailableError`."""
 
     def __init__(
         self, client: AsyncElasticsearch, *, index_prefix: str, bulk_size: int = 500
     ) -> None:
         self._client = client
+        # Index creation, bulks and refreshes may take long on a busy cluster without it being
+        # away: they get a timeout of their own, reads (what a query waits for) the short one.
+        self._slow = client.options(request_timeout=SLOW_CALL_TIMEOUT)
         self._prefix = index_prefix
         self._bulk_size = bulk_size
 
     @classmethod
-    async def connect(cls, url: str, *, index_prefix: str = "mercato-") -> Self:
-        client = AsyncElasticsearch(url, request_timeout=30)
+    async def connect(
+        cls, url: str, *, index_prefix: str = "mercato-", call_timeout: float = DEFAULT_TIMEOUT
+    ) -> Self:
+        """A sink whose reads answer or fail within 2 x `call_timeout` seconds (one retry at
+        once, as a pooled connection may have died with a restart)."""
+        client = AsyncElasticsearch(url, request_timeout=call_timeout, max_retries=1)
         try:
             # Not ping(): `GET /` is missing from a reduced Elasticsearch; health is always there.
-            await client.cluster.health(wait_for_status="yellow", timeout="30s")
+            await client.options(request_timeout=SLOW_CALL_TIMEOUT).cluster.health(
+                wait_for_status="yellow", timeout="30s"
+            )
         except BaseException:
             await client.close()
             raise
@@ -152,7 +168,7 @@ class ElasticsearchSearchSink:
     async def create_target(self, projection: str, target: str) -> None:
         index = self._index(projection, target)
         try:
-            await self._client.indices.create(index=index, mappings=MAPPING, settings=SETTINGS)
+            await self._slow.indices.create(index=index, mappings=MAPPING, settings=SETTINGS)
         except BadRequestError as error:
             if error.error != "resource_already_exists_exception":
                 raise
@@ -179,7 +195,7 @@ class ElasticsearchSearchSink:
         index = self._index(projection, target)
         if (await self.routing(projection)).live == target:
             raise ValueError(f"{target} is live: promote another target first")
-        await self._client.indices.delete(index=index, ignore_unavailable=True)
+        await self._slow.indices.delete(index=index, ignore_unavailable=True)
 
     async def targets(self, projection: str) -> list[str]:
         return sorted(self._target_of(projection, i) for i in await self._aliases(projection))
@@ -207,7 +223,7 @@ class ElasticsearchSearchSink:
             wrote = wrote or written > 0
             pending = {doc_id: grouped[doc_id] for doc_id in conflicted}
         if wrote:
-            await self._client.indices.refresh(index=index)
+            await self._slow.indices.refresh(index=index)
         if checkpoints:
 
             def raised(state: Checkpoints) -> Checkpoints:
@@ -233,7 +249,7 @@ class ElasticsearchSearchSink:
     async def entries(self, projection: str, target: str) -> dict[EntryKey, Entry]:
         await self._read_state(projection, target)
         index = self._index(projection, target)
-        await self._client.indices.refresh(index=index)
+        await self._slow.indices.refresh(index=index)
         entries: dict[EntryKey, Entry] = {}
         async for hit in self._scan(index):
             entries.update(
@@ -262,6 +278,8 @@ class ElasticsearchSearchSink:
         after = None
         if query.cursor is not None:
             after = list(decode_cursor(query.cursor, sort, value_types))
+            if sort is Sort.NEWEST and after[0] not in _NANOS:
+                raise InvalidCursor("a time a date_nanos field does not hold")
         response = await self._client.search(
             index=self._index(projection, target),
             query=_query(query),
@@ -327,7 +345,7 @@ class ElasticsearchSearchSink:
         return {index: set(body.get("aliases", {})) for index, body in response.body.items()}
 
     async def _update_aliases(self, actions: list[dict[str, Any]]) -> None:
-        response = await self._client.indices.update_aliases(actions=actions)
+        response = await self._slow.indices.update_aliases(actions=actions)
         if response.body.get("errors"):
             raise RuntimeError(f"alias update partly failed: {response.body}")
 
@@ -408,7 +426,7 @@ class ElasticsearchSearchSink:
             body: list[dict[str, Any]] = []
             for action, source in chunk:
                 body += [action, source]
-            response = await self._client.bulk(index=index, operations=body)
+            response = await self._slow.bulk(index=index, operations=body)
             if not response["errors"]:
                 continue
             for item in response["items"]:

@@ -29,8 +29,10 @@ from typing import Any, Self
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from application.ports.read_model_sink import (
     Checkpoints,
@@ -43,11 +45,13 @@ from application.ports.read_model_sink import (
 )
 from application.read_models.documents import Document, document_entries
 from infrastructure.read_models import redis_scripts
+from infrastructure.read_models.outages import unavailable_on
 
 _EXACT = 2**53
 """Integers a Lua number (a double) holds exactly: positions and amounts must stay within."""
 
 _SCAN_BATCH = 500
+DEFAULT_TIMEOUT = 2.0
 _ERRORS: dict[str, tuple[type[Exception], str]] = {
     "MERCATO_NO_TARGET": (LookupError, "no target {target} for {projection}"),
     "MERCATO_LIVE": (ValueError, "{target} is live: promote another target first"),
@@ -58,9 +62,11 @@ _ERRORS: dict[str, tuple[type[Exception], str]] = {
 message."""
 
 
+@unavailable_on("Redis", ConnectionError, TimeoutError)
 class RedisDocumentSink:
     """`ReadModelSink` for `SetFields` and `Contribute` writes on Redis; owns its client (which
-    may or may not decode responses)."""
+    may or may not decode responses). A refused, reset or silent connection is the port's
+    `ReadStoreUnavailableError`."""
 
     def __init__(self, client: Redis, *, key_prefix: str, batch_size: int = 256) -> None:
         self._client = client
@@ -73,8 +79,20 @@ class RedisDocumentSink:
         self._apply = client.register_script(redis_scripts.APPLY)
 
     @classmethod
-    async def connect(cls, url: str, *, key_prefix: str = "mercato:") -> Self:
-        client = Redis.from_url(url, decode_responses=True)
+    async def connect(
+        cls, url: str, *, key_prefix: str = "mercato:", call_timeout: float = DEFAULT_TIMEOUT
+    ) -> Self:
+        """A sink whose every round trip answers or fails within 2 x `call_timeout` seconds: one
+        attempt, and one retry at once on a fresh connection (a pooled one may have died with a
+        Redis restart). redis-py's default retries with backoff would hold a caller for tens
+        of seconds in a partition."""
+        client = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=call_timeout,
+            socket_connect_timeout=call_timeout,
+            retry=Retry(NoBackoff(), retries=1),
+        )
         try:
             await client.ping()
         except BaseException:

@@ -14,12 +14,13 @@ import typer
 from application.sagas.cancellation import cancel_and_wait
 from infrastructure.settings import Profile, Settings
 from infrastructure.telemetry.logging import configure_logging
-from infrastructure.telemetry.metrics import serve_metrics
+from infrastructure.telemetry.metrics import PrometheusOutageReport, serve_metrics
 from infrastructure.telemetry.tracing import process_tracing
 from interfaces.bootstrap import Container, bootstrap
 from interfaces.cli.errors import refuse
 from interfaces.projection_metrics import report_while_running
 from interfaces.saga_metrics import report_sagas_while_running
+from projections.outages import Backoff, GaveUp, until_done
 from projections.worker import ProjectionWorker
 
 logger = logging.getLogger("mercato.worker")
@@ -162,8 +163,12 @@ PROJECTOR_HELP = (
     "\n\n"
     "Start several for one projection to share its partitions (up to MERCATO_KAFKA_PARTITIONS); "
     "a killed worker's partitions move to the others and nothing is lost or applied twice. A "
-    "poison event parks its stream (see `mercato dlq`). `mercato projections status` lists the "
-    "projections. On SIGTERM the batch in hand is finished and committed, then the worker exits "
+    "poison event parks its stream (see `mercato dlq`). A store that refuses or does not "
+    "answer within MERCATO_READ_STORE_TIMEOUT does not end the worker: it logs that it is "
+    "waiting, backs off and tries the batch again until the store is back "
+    "(mercato_projection_stalled, mercato_projection_store_errors_total in /metrics). "
+    "`mercato projections status` lists the projections. On SIGTERM the batch in hand is "
+    "finished and committed, then the worker exits "
     "0 (a batch still unfinished after --grace seconds is cut short, uncommitted: it comes "
     "again). Services profile only: `mercato serve` runs the projections of the embedded "
     "profile, and the API process runs the analytics projections when ClickHouse is chdb."
@@ -266,9 +271,20 @@ async def _relay(container: Container, stop: asyncio.Event) -> None:
 
 async def _projector(container: Container, name: str, stop: asyncio.Event) -> None:
     projection = container.projection(name)
-    worker = ProjectionWorker(
-        await container.applier(projection), await container.projector_feed(projection)
-    )
+    try:
+        # A store away at start is waited out like one that goes away later.
+        applier = await until_done(
+            lambda: container.applier(projection),
+            projection=name,
+            what="opening its stores",
+            backoff=Backoff(),
+            report=PrometheusOutageReport(),
+            stop=stop,
+        )
+    except GaveUp:
+        logger.info("projector %s stopped before its stores were reachable", name)
+        return
+    worker = ProjectionWorker(applier, await container.projector_feed(projection))
     logger.info("projector %s started (version %d)", name, projection.version)
     reporting = asyncio.create_task(report_while_running(container, projection, worker, stop))
     await worker.run(stop)
