@@ -110,3 +110,13 @@ class MissingRole(Forbidden):
         self.account_id = account_id
         self.role = role
         super().__init__(f"account {account_id} does not have the {role} role")
+
+
+class SelfDealing(Forbidden):
+    """A seller ordered their own product: wash trading that would inflate sales counts and
+    rankings (and launder money through the platform's escrow)."""
+
+    def __init__(self, account_id: UUID, product_id: UUID) -> None:
+        self.account_id = account_id
+        self.product_id = product_id
+        super().__init__(f"account {account_id} sells product {product_id}; it cannot order it")

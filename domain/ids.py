@@ -29,3 +29,8 @@ def wallet_id_for(owner_id: UUID, currency: str) -> UUID:
 def platform_wallet_id_for(tenant_id: str, currency: str) -> UUID:
     """The tenant's platform wallet in one currency, which collects the platform fees."""
     return uuid5(MERCATO_NAMESPACE, f"platform-wallet:{tenant_id}:{currency}")
+
+
+def tenant_id_for(tenant_id: str) -> UUID:
+    """The stream of the tenant named `tenant_id` (one per tenant, see `domain.tenant`)."""
+    return uuid5(MERCATO_NAMESPACE, f"tenant:{tenant_id}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.currencies import ISO_4217_CODES
 from domain.errors import CurrencyMismatchError, InvariantViolation
 
 BASIS_POINTS_PER_WHOLE = 10_000
@@ -15,13 +16,17 @@ BASIS_POINTS_PER_WHOLE = 10_000
 
 
 def validate_currency(currency: str) -> str:
-    """An ISO 4217 code as given: three upper-case ASCII letters (`EUR`, not `eur`)."""
-    if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+    """An ISO 4217 code as given: `EUR`, not `eur`, and not `ZZZ` (no such currency)."""
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii()):
         raise InvariantViolation(
             f"currency must be a three-letter ISO 4217 code, got {currency!r}", field="currency"
         )
-    if not currency.isupper():
+    if currency.isalpha() and not currency.isupper():
         raise InvariantViolation(f"currency must be upper case, got {currency!r}", field="currency")
+    if currency not in ISO_4217_CODES:
+        raise InvariantViolation(
+            f"currency must be an ISO 4217 code, and {currency!r} is none", field="currency"
+        )
     return currency
 
 

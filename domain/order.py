@@ -28,7 +28,13 @@ from eventsourcing.domain import Aggregate, event
 
 from domain import checks
 from domain.dispute import Resolution
-from domain.errors import CurrencyMismatchError, IllegalTransition, InvariantViolation, NotOwner
+from domain.errors import (
+    CurrencyMismatchError,
+    IllegalTransition,
+    InvariantViolation,
+    NotOwner,
+    SelfDealing,
+)
 from domain.money import Money
 
 MAX_LINES = 50
@@ -142,8 +148,14 @@ class Order(Aggregate):
         lines: Sequence[OrderLine],
         at: datetime,
     ) -> Order:
-        """Record the order; the caller copies titles and current prices from the products."""
+        """Record the order; the caller copies titles and current prices from the products.
+
+        No line may be the buyer's own product (`SelfDealing`), whatever roles the buyer has.
+        """
         checked = _check_lines(lines)
+        own = next((line for line in checked if line.seller_id == buyer_id), None)
+        if own is not None:
+            raise SelfDealing(buyer_id, own.product_id)
         total = Money.zero(checked[0].unit_price.currency)
         for line in checked:
             total += line.subtotal

@@ -28,6 +28,7 @@ from application.context import Actor, CommandContext
 from application.errors import AggregateNotFoundError
 from application.ports.event_store import AppendResult, ConcurrencyError, EventStore
 from application.repository import Repository
+from application.tenants.service import Tenants
 from domain.account import Account, Role, normalise_email
 from domain.errors import Forbidden, MissingRole
 
@@ -62,14 +63,17 @@ class Accounts:
         store: EventStore,
         hasher: PasswordHasher,
         tokens: TokenCodec,
+        tenants: Tenants,
     ) -> None:
         self._repository = repository
         self._store = store
         self._hasher = hasher
         self._tokens = tokens
+        self._tenants = tenants
 
     async def register(self, command: RegisterAccount, context: CommandContext) -> Recorded:
-        """Create an account; the email must be free in the context's tenant."""
+        """Create an account in a provisioned tenant; the email must be free in it."""
+        await self._tenants.require(context.tenant_id)
         if not command.roles <= SELF_SERVICE_ROLES and not context.actor.has_role(Role.ADMIN):
             raise Forbidden("only an admin can grant the admin role")
         email = normalise_email(command.email)
@@ -95,7 +99,10 @@ class Accounts:
         return _recorded(result)
 
     async def login(self, command: Login, context: CommandContext) -> Tokens:
-        """Check the password and start a session; the same answer for any kind of mismatch."""
+        """Check the password and start a session; one answer for an unknown email or a wrong
+        password (an unknown tenant is refused first: registration reveals tenants anyway)."""
+        # Before any hashing: a login into a tenant that does not exist costs no argon2 run.
+        await self._tenants.require(context.tenant_id)
         password = command.password.get_secret_value()
         account = await self._find_by_email(command.email, context.tenant_id)
         if account is None:

@@ -26,6 +26,7 @@ from enum import StrEnum
 from uuid import UUID, uuid5
 
 from application.demo import catalogue
+from domain.currencies import ISO_4217_CODES
 from domain.ids import MERCATO_NAMESPACE
 from domain.order import MAX_QUANTITY, OrderStatus
 from domain.product import ProductKind
@@ -133,9 +134,7 @@ class WorkloadSpec:
             raise ValueError("the number of orders cannot be negative")
         if self.products_per_seller < 1:
             raise ValueError("every seller needs at least one product")
-        if not self.currencies or not all(
-            len(c) == 3 and c.isalpha() and c.isupper() for c in self.currencies
-        ):
+        if not self.currencies or not all(c in ISO_4217_CODES for c in self.currencies):
             raise ValueError("currencies are ISO 4217 codes such as EUR")
 
 

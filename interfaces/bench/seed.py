@@ -56,6 +56,7 @@ from domain.money import Money
 from domain.order import Order, OrderLine
 from domain.payment import Payment
 from domain.product import Product
+from domain.tenant import Tenant
 from domain.wallet import CreditReason, Wallet, WalletKind
 from infrastructure.eventstore.postgres_migrations import migrate
 from infrastructure.eventstore.postgres_sql import MAX_EVENTS_PER_TRANSACTION, ORDINAL_BITS
@@ -276,7 +277,8 @@ class _Simulation:
         )
 
     def setup(self) -> Iterator[float]:
-        """The admin, sellers, buyers and products, over the first day."""
+        """The tenant, its admin, sellers, buyers and products, over the first day."""
+        self.emit(Tenant.provision(tenant_id=self.tenant))  # logins need a provisioned tenant
         hashed = self.password_hash()
         plan = self.plan
         self.register(self.admin_id, ADMIN_EMAIL, "Bench Admin", [Role.ADMIN], hashed)

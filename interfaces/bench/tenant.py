@@ -89,7 +89,8 @@ class PreparedTenant:
 
 
 async def prepare(container: Any, spec: TenantSpec) -> PreparedTenant:
-    """Register, grant, list and log in, through a started `interfaces.bootstrap.Container`."""
+    """Provision the tenant (unless it exists), register, grant, list and log in, through a
+    started `interfaces.bootstrap.Container`."""
     started = time.monotonic()
     accounts = container.accounts
     marketplace = container.marketplace
@@ -121,6 +122,7 @@ async def prepare(container: Any, spec: TenantSpec) -> PreparedTenant:
     admin_email = f"admin@{spec.tenant}.bench.test"
     seller_email = f"seller@{spec.tenant}.bench.test"
     buyer_emails = [f"buyer{index:05d}@{spec.tenant}.bench.test" for index in range(spec.buyers)]
+    await container.tenants.ensure(spec.tenant)
     admin_id = await register(admin_email, Role.ADMIN)
     seller_id = await register(seller_email, Role.CREATOR)
     buyer_ids = await gathered(register(email, Role.BUYER) for email in buyer_emails)

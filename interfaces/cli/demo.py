@@ -39,6 +39,8 @@ from application.demo.workload import (
 )
 from application.ports.payment_gateway import NotificationKind
 from application.sagas.cancellation import cancel_and_wait
+from domain.errors import InvariantViolation
+from domain.tenant import validate_tenant_id
 from infrastructure.payments.simulator import IntentScript, PaymentSimulator
 from infrastructure.settings import Profile, Settings
 from interfaces.bootstrap import Container, bootstrap
@@ -69,7 +71,8 @@ CHEAP_PASSWORD_HASHING: Mapping[str, Any] = {
 upgraded to the deployment's settings at its first login (`Accounts.login` rehashes)."""
 
 SEED_HELP = (
-    "Seed a tenant with a music marketplace's life through the real command side: accounts "
+    "Seed a tenant (created unless it exists) with a music marketplace's life through the "
+    "real command side: accounts "
     "registered (an admin, sellers, buyers), products created and published (some with "
     "limited stock, some unpublished later), orders placed, and the sagas doing the rest "
     "(stock, payment through the payment simulator, escrow, delivery, release to wallets), "
@@ -152,6 +155,10 @@ def seed(
         )
     except ValueError as error:
         refuse(str(error))
+    try:
+        validate_tenant_id(tenant)
+    except InvariantViolation as error:
+        refuse(str(error))
     plan = make_plan(spec)
     try:
         report = asyncio.run(
@@ -195,6 +202,7 @@ def _driver(
     return DemoDriver(
         container.marketplace,
         container.accounts,
+        container.tenants,
         tenant_id=tenant,
         payments=payments,
         progress=progress,

@@ -27,6 +27,7 @@ from tests.e2e.http_support import (
     head_position,
     login,
     promoted_to_admin,
+    provisioned,
     register,
     running,
     signed_up,
@@ -43,6 +44,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def client(tmp_path: Path, clock: ManualClock) -> Iterator[TestClient]:
     with running(embedded_settings(tmp_path / "state"), clock=clock) as client:
+        provisioned(client, "acme", "globex")
         yield client
 
 

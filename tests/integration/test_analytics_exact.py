@@ -326,6 +326,7 @@ def _seed(client: TestClient) -> None:
         driver = DemoDriver(
             container.marketplace,
             container.accounts,
+            container.tenants,
             tenant_id=TENANT,
             payments=SimulatorScripts(container.payment_simulator),
         )

@@ -59,6 +59,7 @@ async def seeded(container: Container, plan: Plan, tenant: str) -> DemoReport:
     driver = DemoDriver(
         container.marketplace,
         container.accounts,
+        container.tenants,
         tenant_id=tenant,
         payments=SimulatorScripts(container.payment_simulator),
     )

@@ -149,6 +149,7 @@ def test_ids_are_derived_from_tenant_seed_kind_and_index() -> None:
         {"sellers": 1, "buyers": 1, "orders": -1},
         {"sellers": 1, "buyers": 1, "orders": 1, "products_per_seller": 0},
         {"sellers": 1, "buyers": 1, "orders": 1, "currencies": ("euro",)},
+        {"sellers": 1, "buyers": 1, "orders": 1, "currencies": ("ZZZ",)},
         {"sellers": 1, "buyers": 1, "orders": 1, "currencies": ()},
     ],
 )

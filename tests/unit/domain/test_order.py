@@ -9,7 +9,14 @@ from uuid import uuid4
 import pytest
 
 from domain.dispute import Resolution
-from domain.errors import CurrencyMismatchError, IllegalTransition, InvariantViolation, NotOwner
+from domain.errors import (
+    CurrencyMismatchError,
+    Forbidden,
+    IllegalTransition,
+    InvariantViolation,
+    NotOwner,
+    SelfDealing,
+)
 from domain.money import Money
 from domain.order import TRANSITIONS, Order, OrderAction, OrderLine, OrderStatus
 from tests.unit.domain.support import AT, LATER, assert_replays_identically, eur, recorded
@@ -283,3 +290,20 @@ def test_replaying_an_orders_events_rebuilds_the_same_order() -> None:
         command(order)
 
     assert_replays_identically(order, order.collect_events())
+
+
+def test_a_seller_cannot_order_their_own_product() -> None:
+    own = line(seller_id=BUYER)
+
+    with pytest.raises(SelfDealing) as refused:
+        place([own])
+
+    assert isinstance(refused.value, Forbidden)
+    assert refused.value.product_id == own.product_id
+
+
+def test_no_line_of_an_order_may_be_the_buyers_own_product() -> None:
+    lines = [line(seller_id=BUYER), line(seller_id=BUYER, product_id=uuid4())]
+
+    with pytest.raises(SelfDealing):
+        place(lines)

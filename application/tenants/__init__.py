@@ -1,0 +1,1 @@
+"""Tenant provisioning: an operator creates tenants; accounts register only into those."""
