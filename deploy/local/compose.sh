@@ -95,12 +95,17 @@ compose_command() {
 check() {
   local -a compose
   mapfile -t compose < <(compose_command)
+  # The file demands a JWT secret; any value does for checking it (Mercato judges its length).
   # --quiet: compose only parses, interpolates and validates; an error goes to stderr.
-  "${compose[@]}" -f "$COMPOSE_FILE" config --quiet ||
+  MERCATO_JWT_SECRET=compose-config-check "${compose[@]}" -f "$COMPOSE_FILE" config --quiet ||
     die "docker compose rejects $COMPOSE_FILE"
-  "${compose[@]}" -f "$COMPOSE_FILE" --profile observability config --quiet ||
+  MERCATO_JWT_SECRET=compose-config-check "${compose[@]}" -f "$COMPOSE_FILE" \
+    --profile observability config --quiet ||
     die "docker compose rejects $COMPOSE_FILE with --profile observability"
-  printf 'docker compose %s: deploy/docker-compose.yml is valid (with and without --profile observability)\n' \
+  if env -u MERCATO_JWT_SECRET "${compose[@]}" -f "$COMPOSE_FILE" config --quiet 2>/dev/null; then
+    die "docker compose accepts $COMPOSE_FILE without MERCATO_JWT_SECRET"
+  fi
+  printf 'docker compose %s: deploy/docker-compose.yml is valid (with and without --profile observability) and refuses to run without MERCATO_JWT_SECRET\n' \
     "$("${compose[@]}" version --short)"
 }
 

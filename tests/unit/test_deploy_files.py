@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from infrastructure.settings import Settings, SettingsError, load_settings
+from infrastructure.settings import (
+    DEVELOPMENT_JWT_SECRET,
+    Environment,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -27,6 +33,8 @@ COMPOSE_SCRIPT = DEPLOY / "local" / "compose.sh"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COLLECTOR = DEPLOY / "otel-collector.yaml"
 K8S = DEPLOY / "k8s"
+SECRETS_EXAMPLE = K8S / "mercato-secrets.env.example"
+A_SECRET = "0123456789abcdef0123456789abcdef"
 BACKING_SERVICES = {"postgres", "redis", "kafka", "elasticsearch", "clickhouse"}
 WORKERS = {"relay", "projector-views", "projector-search", "projector-analytics", "sagas"}
 APP_SERVICES = {"migrate", "api"} | WORKERS
@@ -137,6 +145,14 @@ def test_every_mercato_process_shares_settings_mercato_knows() -> None:
     assert shared["MERCATO_PROFILE"] == "services"
 
 
+def test_compose_runs_in_production_and_has_no_default_jwt_secret() -> None:
+    environment = services()["api"]["environment"]
+    assert environment["MERCATO_ENVIRONMENT"] == Environment.PRODUCTION.value
+    secret = environment["MERCATO_JWT_SECRET"]
+    assert secret.startswith("${MERCATO_JWT_SECRET:?"), secret
+    assert DEVELOPMENT_JWT_SECRET not in COMPOSE.read_text()
+
+
 def test_the_observability_profile_is_optional_and_its_config_is_mounted() -> None:
     for name in OBSERVABILITY:
         assert services()[name]["profiles"] == ["observability"], name
@@ -179,8 +195,7 @@ def compose_command() -> list[str]:
     ids=["default", "observability"],
 )
 def test_docker_compose_accepts_the_file(profiles: list[str], expected: set[str]) -> None:
-    # COMPOSE_PROFILES from the caller's environment would add profiles to the default run.
-    environment = {key: value for key, value in os.environ.items() if key != "COMPOSE_PROFILES"}
+    environment = compose_environment() | {"MERCATO_JWT_SECRET": A_SECRET}
     command = [*compose_command(), "-f", str(COMPOSE), *profiles, "config"]
     checked = subprocess.run(
         [*command, "--quiet"], capture_output=True, text=True, check=False, env=environment
@@ -191,6 +206,26 @@ def test_docker_compose_accepts_the_file(profiles: list[str], expected: set[str]
     )
     assert listed.returncode == 0, listed.stderr
     assert set(listed.stdout.split()) == expected
+
+
+def test_docker_compose_refuses_to_run_without_a_jwt_secret() -> None:
+    checked = subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=compose_environment(),
+    )
+    assert checked.returncode != 0
+    assert "MERCATO_JWT_SECRET" in checked.stderr
+
+
+def compose_environment() -> dict[str, str]:
+    """The caller's environment without what would change the check: COMPOSE_PROFILES would
+    add profiles to the default run, and a MERCATO_JWT_SECRET of the caller's would hide that
+    the file demands one."""
+    ignored = {"COMPOSE_PROFILES", "MERCATO_JWT_SECRET"}
+    return {key: value for key, value in os.environ.items() if key not in ignored}
 
 
 # --- the Dockerfile -----------------------------------------------------------------------
@@ -331,23 +366,88 @@ def test_deployment_selectors_match_their_pods() -> None:
         assert selector.items() <= labels.items(), name
 
 
+def kustomization() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    return loaded
+
+
+def secret_example() -> dict[str, str]:
+    """The keys and values of mercato-secrets.env.example, as kustomize reads an env file."""
+    pairs = {}
+    for line in SECRETS_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key] = value
+    return pairs
+
+
 def test_settings_come_from_the_configmap_and_the_secret_and_mercato_knows_them() -> None:
     (config,) = of_kind("ConfigMap").values()
-    (secret,) = of_kind("Secret").values()
+    (generated,) = kustomization()["secretGenerator"]
+    assert generated["envs"] == ["mercato-secrets.env"]
     for workload in [*of_kind("Deployment").values(), *of_kind("Job").values()]:
         sources = {
             next(iter(source.values()))["name"] for source in containers(workload)[0]["envFrom"]
         }
-        assert sources == {config["metadata"]["name"], secret["metadata"]["name"]}
-    keys = set(config["data"]) | set(secret["stringData"])
-    assert not config["data"].keys() & secret["stringData"].keys()
+        assert sources == {config["metadata"]["name"], generated["name"]}
+    secret_keys = set(secret_example())
+    keys = set(config["data"]) | secret_keys
+    assert not config["data"].keys() & secret_keys
     assert {key for key in keys if key.startswith("MERCATO_")} <= SETTING_NAMES
     assert config["data"]["MERCATO_PROFILE"] == "services"
+    assert config["data"]["MERCATO_ENVIRONMENT"] == Environment.PRODUCTION.value
 
 
-def test_the_placeholder_secret_cannot_reach_production() -> None:
-    (secret,) = of_kind("Secret").values()
+def test_no_secret_is_committed_with_the_manifests() -> None:
+    assert of_kind("Secret") == {}
+    assert secret_example()["MERCATO_JWT_SECRET"] == ""
+    ignored = (DEPLOY.parent / ".gitignore").read_text().splitlines()
+    assert "deploy/k8s/mercato-secrets.env" in ignored
+    for path in DEPLOY.rglob("*"):
+        if path.is_file() and path.suffix in {".yaml", ".yml", ".example", ".env"}:
+            assert DEVELOPMENT_JWT_SECRET not in path.read_text(), path
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["", DEVELOPMENT_JWT_SECRET, "x" * 31, secret_example()["MERCATO_JWT_SECRET"]],
+    ids=["empty", "the development secret", "31 characters", "the example's"],
+)
+def test_a_missing_development_or_short_jwt_secret_cannot_reach_production(secret: str) -> None:
     with pytest.raises(SettingsError, match="MERCATO_JWT_SECRET"):
-        load_settings(
-            environment="production", jwt_secret=secret["stringData"]["MERCATO_JWT_SECRET"]
-        )
+        load_settings(environment="production", jwt_secret=secret)
+
+
+def kustomize_build(folder: Path) -> subprocess.CompletedProcess[str]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    return subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=False
+    )
+
+
+def test_kustomize_refuses_to_build_without_the_secrets_file(tmp_path: Path) -> None:
+    copy = shutil.copytree(K8S, tmp_path / "k8s", ignore=shutil.ignore_patterns("*.env"))
+
+    built = kustomize_build(copy)
+
+    assert built.returncode != 0
+    assert "mercato-secrets.env" in built.stderr
+
+
+def test_kustomize_builds_a_secret_from_the_file_and_every_workload_uses_it(
+    tmp_path: Path,
+) -> None:
+    copy = shutil.copytree(K8S, tmp_path / "k8s", ignore=shutil.ignore_patterns("*.env"))
+    (copy / "mercato-secrets.env").write_text(f"MERCATO_JWT_SECRET={A_SECRET}\n")
+
+    built = kustomize_build(copy)
+
+    assert built.returncode == 0, built.stderr
+    documents = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    [secret] = [doc for doc in documents if doc["kind"] == "Secret"]
+    name = secret["metadata"]["name"]
+    assert name.startswith("mercato-secrets-")
+    for workload in (doc for doc in documents if doc["kind"] in {"Deployment", "Job"}):
+        sources = containers(workload)[0]["envFrom"]
+        assert {"secretRef": {"name": name}} in sources, workload["metadata"]["name"]
