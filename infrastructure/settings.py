@@ -6,18 +6,37 @@ into adapters. Validation fails fast with one clear sentence per problem.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_JWT_SECRET_LENGTH = 32
 MIN_WEBHOOK_SECRET_LENGTH = 32
 DEVELOPMENT_JWT_SECRET = "development-only-secret-never-use-in-production"
+
+PRODUCTION_RATE_LIMITS: dict[str, str] = {
+    "requests_ip": "1200/minute",
+    "login_ip": "5/minute",
+    "login_account": "5/minute",
+    "register_ip": "3/hour",
+    "command_principal": "120/minute",
+    "command_tenant": "60000/minute",
+}
+"""Every rate-limit rule and its limit in production (`limits` notation: "5/minute",
+"10 per hour", "100 per 2 hours"). `requests_ip`: any request from one client address; `login_*`:
+attempts per client address and per account (tenant + email); `register_ip`: registrations per
+client address; `command_*`: commands per authenticated principal and per tenant (a tenant is
+a whole marketplace: its limit only keeps one tenant from starving the others)."""
+DEVELOPMENT_RATE_LIMITS: dict[str, str] = PRODUCTION_RATE_LIMITS | {"register_ip": "60/hour"}
+"""Outside production only registration is looser (a developer signs up a few test users)."""
+RATE_LIMIT_OFF = "none"
 
 
 class Profile(StrEnum):
@@ -122,6 +141,16 @@ class Settings(BaseSettings):
             "or a JSON list), e.g. myplugin.views:STATS."
         ),
     )
+    read_store_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description=(
+            "Seconds a call to Redis or a read from Elasticsearch may take before the store "
+            "counts as unavailable (one immediate retry, so a query answers 503 within about "
+            "twice this, and a worker backs off and tries again)."
+        ),
+    )
     read_your_writes_wait: float = Field(
         default=2.0,
         gt=0,
@@ -152,6 +181,22 @@ class Settings(BaseSettings):
         description="The ClickHouse database that holds the analytics tables.",
     )
 
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Limits that replace the defaults of some rules, as JSON: "
+            '{"login_account": "10/minute", "command_tenant": "none"} ("none" turns a rule off). '
+            "Rules and defaults: infrastructure.settings.PRODUCTION_RATE_LIMITS."
+        ),
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or networks (comma-separated) of the reverse proxies in front of the "
+            "API: only from these is X-Forwarded-For believed. Empty: it is ignored."
+        ),
+    )
+
     log_level: str = "INFO"
 
     @field_validator("extra_projections", mode="before")
@@ -163,6 +208,50 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # a ValueError names the bad item
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _known_rules_and_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for rule, limit in value.items():
+            if rule not in PRODUCTION_RATE_LIMITS:
+                known = ", ".join(PRODUCTION_RATE_LIMITS)
+                raise ValueError(f"unknown rate-limit rule {rule!r} (known: {known})")
+            if limit.strip().lower() != RATE_LIMIT_OFF:
+                try:
+                    [item] = parse_many(limit)
+                    if item.amount < 1:
+                        raise ValueError
+                except ValueError:
+                    raise ValueError(f"{rule}: {limit!r} is not one limit like 5/minute") from None
+        return value
+
+    @property
+    def effective_rate_limits(self) -> dict[str, str | None]:
+        """Each rule's limit in this environment after the overrides; None where turned off."""
+        defaults = (
+            PRODUCTION_RATE_LIMITS
+            if self.environment is Environment.PRODUCTION
+            else DEVELOPMENT_RATE_LIMITS
+        )
+        merged = defaults | self.rate_limits
+        return {
+            rule: None if limit.strip().lower() == RATE_LIMIT_OFF else limit
+            for rule, limit in merged.items()
+        }
 
     @field_validator("log_level")
     @classmethod

@@ -27,14 +27,18 @@ from application.ports.read_model_sink import ReadModelSink
 from application.ports.saga_store import SagaStore
 from application.repository import Repository
 from application.sagas.cancellation import cancel_and_wait
+from application.sagas.failures import TRANSIENT_FAILURES
 from application.sagas.policy import SagaPolicy
 from application.serialization import EventSerializer
+from application.tenants.service import Tenants
 from infrastructure import health
 from infrastructure.auth.passwords import Argon2PasswordHasher
 from infrastructure.auth.tokens import JwtTokenCodec
 from infrastructure.payments.simulator import PaymentSimulator
+from infrastructure.rate_limits import RateLimiter, rate_limiter
+from infrastructure.sagas.outages import STORE_OUTAGES
 from infrastructure.settings import Profile, Settings
-from infrastructure.telemetry.metrics import PrometheusInstruments
+from infrastructure.telemetry.metrics import PrometheusInstruments, PrometheusOutageReport
 from projections.applier import ProjectionApplier
 from projections.catalog import core_projections
 from projections.definition import Projection
@@ -56,8 +60,10 @@ class Container:
     clock: Clock = field(default_factory=SystemClock)
     _event_store: EventStore | None = None
     _accounts: Accounts | None = None
+    _tenants: Tenants | None = None
     _marketplace: Marketplace | None = None
     _payment_simulator: PaymentSimulator | None = None
+    _rate_limiter: RateLimiter | None = None
     _closers: list[Closer] = field(default_factory=list)
     projections: list[Projection] = field(default_factory=list)
     _sinks: dict[str, ReadModelSink] = field(default_factory=dict)
@@ -77,6 +83,12 @@ class Container:
         return self._accounts
 
     @property
+    def tenants(self) -> Tenants:
+        if self._tenants is None:
+            raise RuntimeError("the container is not started: call `await container.start()`")
+        return self._tenants
+
+    @property
     def marketplace(self) -> Marketplace:
         """The commerce write side: `dispatch`, the payment `webhooks`, `saga_runner()`."""
         if self._marketplace is None:
@@ -89,6 +101,13 @@ class Container:
         if self._payment_simulator is None:
             raise RuntimeError("the container is not started: call `await container.start()`")
         return self._payment_simulator
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """The HTTP rate limits: in this process (embedded) or shared through Redis."""
+        if self._rate_limiter is None:
+            raise RuntimeError("the container is not started: call `await container.start()`")
+        return self._rate_limiter
 
     @property
     def partitioning(self) -> Partitioning:
@@ -131,6 +150,7 @@ class Container:
             await self.sink(projection.sink),
             await self.dead_letters(),
             self.serializer,
+            outages=PrometheusOutageReport(),
         )
 
     async def projector_feed(self, projection: Projection) -> EventFeed:
@@ -166,9 +186,12 @@ class Container:
         self._event_store = await _open_event_store(self.settings)
         self._closers.append(self._event_store.close)
         await self._start_marketplace(self._event_store, background=background)
+        self._tenants = Tenants(self.marketplace.repository, self._event_store)
         self._accounts = _accounts(
-            self.settings, self.marketplace.repository, self._event_store, self.clock
+            self.settings, self.marketplace.repository, self._event_store, self._tenants, self.clock
         )
+        self._rate_limiter = _rate_limiter(self.settings)
+        self._closers.append(self._rate_limiter.close)
         in_process = self.in_process_projections() if background else []
         if in_process:
             self._closers.append(await self._run_projections(in_process))
@@ -223,8 +246,10 @@ class Container:
             await _close_within(self._closers.pop(), CLOSE_WITHIN)
         self._event_store = None
         self._accounts = None
+        self._tenants = None
         self._marketplace = None
         self._payment_simulator = None
+        self._rate_limiter = None
         self._sinks = {}
         self._dead_letters = None
 
@@ -267,7 +292,9 @@ async def _open_sink(settings: Settings, name: str) -> ReadModelSink:
         from infrastructure.read_models.redis_documents import RedisDocumentSink
 
         return await RedisDocumentSink.connect(
-            settings.redis_url, key_prefix=settings.redis_key_prefix
+            settings.redis_url,
+            key_prefix=settings.redis_key_prefix,
+            call_timeout=settings.read_store_timeout,
         )
     if name == "search":
         if embedded:
@@ -277,7 +304,9 @@ async def _open_sink(settings: Settings, name: str) -> ReadModelSink:
         from infrastructure.read_models.elasticsearch_search import ElasticsearchSearchSink
 
         return await ElasticsearchSearchSink.connect(
-            settings.elasticsearch_url, index_prefix=settings.elasticsearch_index_prefix
+            settings.elasticsearch_url,
+            index_prefix=settings.elasticsearch_index_prefix,
+            call_timeout=settings.read_store_timeout,
         )
     if name == "analytics":
         # The same adapter on both profiles: a ClickHouse server by URL, or the chdb engine in
@@ -323,11 +352,12 @@ def _marketplace(
         policy=_saga_policy(settings),
         platform_fee_bps=settings.platform_fee_bps,
         instruments=PrometheusInstruments(),
+        transient_failures=TRANSIENT_FAILURES + STORE_OUTAGES,
     )
 
 
 def _accounts(
-    settings: Settings, repository: Repository, store: EventStore, clock: Clock
+    settings: Settings, repository: Repository, store: EventStore, tenants: Tenants, clock: Clock
 ) -> Accounts:
     hasher = Argon2PasswordHasher(
         time_cost=settings.password_hash_time_cost,
@@ -341,7 +371,17 @@ def _accounts(
         access_ttl=settings.access_token_ttl,
         refresh_ttl=settings.refresh_token_ttl,
     )
-    return Accounts(repository, store, hasher, tokens)
+    return Accounts(repository, store, hasher, tokens, tenants)
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter:
+    # Redis is connected lazily, at the first check; until then this opens nothing.
+    shared = settings.profile is Profile.SERVICES
+    return rate_limiter(
+        settings.effective_rate_limits,
+        redis_url=settings.redis_url if shared else None,
+        key_prefix=f"{settings.redis_key_prefix}ratelimit",
+    )
 
 
 async def _open_event_store(settings: Settings) -> EventStore:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import tempfile
 import uuid
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from infrastructure.postgres_databases import throwaway_database
+from infrastructure.settings import PRODUCTION_RATE_LIMITS
 
 pytest.register_assert_rewrite("tests.contract")
 
@@ -29,6 +31,7 @@ PROCESS_CHDB_URL = f"chdb://{tempfile.mkdtemp(prefix='mercato-chdb-')}"
 """The one chdb folder of this pytest process: chdb opens one folder per process, so every
 in-process container of the run shares it, each test with its own database."""
 _TEST_NUMBER = itertools.count(1)
+LOOSE_RATE_LIMITS = {rule: "100000/minute" for rule in PRODUCTION_RATE_LIMITS}
 # Settings loaded outside a test function (module- and session-scoped fixtures) use the folder
 # too; the autouse fixture below then gives each test its own database within it.
 os.environ["MERCATO_CLICKHOUSE_URL"] = PROCESS_CHDB_URL
@@ -47,6 +50,9 @@ def read_model_namespaces(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MERCATO_REDIS_KEY_PREFIX", f"mercato-test:{RUN_ID}:{number}:")
     monkeypatch.setenv("MERCATO_ELASTICSEARCH_INDEX_PREFIX", f"mercato-test-{RUN_ID}-{number}-")
     monkeypatch.setenv("MERCATO_KAFKA_TOPIC_PREFIX", f"{RUN_TOPIC_PREFIX}{number}.")
+    # Tests sign up and log in many users from one client address; the rate-limit tests
+    # delete this to get the real figures.
+    monkeypatch.setenv("MERCATO_RATE_LIMITS", json.dumps(LOOSE_RATE_LIMITS))
     yield
 
 

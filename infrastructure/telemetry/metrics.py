@@ -102,6 +102,19 @@ PROJECTION_EVENTS_APPLIED = Counter(
     ["projection"],
     registry=REGISTRY,
 )
+PROJECTION_STORE_ERRORS = Counter(
+    "mercato_projection_store_errors_total",
+    "Failed store calls a projection worker waited out (a store refusing or timing out); "
+    "it backs off and tries again.",
+    ["projection"],
+    registry=REGISTRY,
+)
+PROJECTION_STALLED = Gauge(
+    "mercato_projection_stalled",
+    "1 while a projection worker waits for a failing store to come back, else 0.",
+    ["projection"],
+    registry=REGISTRY,
+)
 DEAD_LETTERS_PARKED = Gauge(
     "mercato_dead_letters_parked",
     "Streams a projection has parked after a poison event (their events wait in dead letters).",
@@ -117,6 +130,25 @@ SAGA_INSTANCES = Gauge(
 SAGA_DEADLINES_PENDING = Gauge(
     "mercato_saga_deadlines_pending",
     "Saga deadlines (payment timeouts, dispute windows) scheduled and not yet fired.",
+    registry=REGISTRY,
+)
+SAGAS_PARKED = Gauge(
+    "mercato_sagas_parked",
+    "Sagas parked after an input failed for good (their inputs wait in dead letters; "
+    "`mercato sagas list`), by saga and tenant.",
+    ["saga", "tenant"],
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "mercato_rate_limited_total",
+    "Requests refused with 429 by a rate-limit rule (login_ip, command_tenant, ...).",
+    ["rule"],
+    registry=REGISTRY,
+)
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "mercato_rate_limit_storage_errors_total",
+    "Rate-limit checks the shared store (Redis) failed to answer; this process's own "
+    "in-memory budget judged them instead.",
     registry=REGISTRY,
 )
 
@@ -178,3 +210,14 @@ class PrometheusInstruments:
     def append_acknowledged(self, events: int, seconds: float) -> None:
         EVENT_APPENDS.inc()
         EVENT_APPEND_DURATION.observe(seconds)
+
+
+class PrometheusOutageReport:
+    """The projection runtime's `OutageReport`, on the store-error counter and stall gauge."""
+
+    def failed(self, projection: str, error: Exception) -> None:
+        PROJECTION_STORE_ERRORS.labels(projection).inc()
+        PROJECTION_STALLED.labels(projection).set(1)
+
+    def resumed(self, projection: str) -> None:
+        PROJECTION_STALLED.labels(projection).set(0)

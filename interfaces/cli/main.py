@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infrastructure.settings import Profile, Settings, SettingsError, load_settings
-from interfaces.cli import analytics, bench, demo, projections, worker
+from interfaces.cli import analytics, bench, demo, projections, sagas, tenants, worker
 from interfaces.cli.errors import refuse
 
 app = typer.Typer(
@@ -27,8 +27,10 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(worker.app, name="worker")
 app.add_typer(projections.app, name="projections")
 app.add_typer(projections.dlq_app, name="dlq")
+app.add_typer(sagas.app, name="sagas")
 app.add_typer(demo.app, name="demo")
 app.add_typer(analytics.app, name="analytics")
+app.add_typer(tenants.app, name="tenants")
 
 err_console = Console(stderr=True)
 

@@ -21,6 +21,7 @@ from interfaces.http import (
     order_routes,
     payment_routes,
     product_routes,
+    saga_routes,
     search_routes,
     seller_routes,
     telemetry,
@@ -28,7 +29,9 @@ from interfaces.http import (
 )
 from interfaces.http.body_limit import BodySizeLimitMiddleware
 from interfaces.http.errors import install_error_handlers
+from interfaces.http.rate_limits import RequestRateLimitMiddleware
 from interfaces.http.request_context import RequestContextMiddleware
+from interfaces.http.strict_json import StrictJsonMiddleware
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -54,7 +57,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     install_error_handlers(app)
     # The last added is the outermost: the request id covers every answer, the 413 included;
     # telemetry sees the request id, and counts the 413s and the unexpected errors (as 500s).
+    # Inside the size limit, which bounds the body it reads whole.
+    app.add_middleware(StrictJsonMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    # A flood is refused before any body is read; telemetry counts its 429s.
+    app.add_middleware(RequestRateLimitMiddleware)
     app.add_middleware(telemetry.TelemetryMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_routes.router)
@@ -71,6 +78,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(me_routes.router)
     app.include_router(seller_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(saga_routes.router)
     app.include_router(analytics_routes.router)
     app.include_router(telemetry.router)
     return app

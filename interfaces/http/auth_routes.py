@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field, SecretStr
 
 from application.accounts.commands import (
@@ -28,6 +28,7 @@ from interfaces.http.dependencies import (
     correlation_id_for,
     traceparent_of,
 )
+from interfaces.http.rate_limits import spend_login_budget, spend_registration_budget
 from interfaces.http.schemas import CommandAccepted, RequestBody, error_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -88,12 +89,14 @@ class AccountView(BaseModel):
     "/register",
     response_model=AccountRegistered,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(403, 409),
+    responses=error_responses(403, 404, 409, 429),
+    dependencies=[Depends(spend_registration_budget)],
 )
 async def register(
     body: RegisterRequest, accounts: AccountsDep, context: AnonymousContextDep
 ) -> AccountRegistered:
-    """Create an account in the tenant named by `X-Tenant-ID`; 409 if the email is taken."""
+    """Create an account in the tenant named by `X-Tenant-ID`: 404 if no operator created that
+    tenant (`mercato tenants create`), 409 if the email is taken."""
     command = RegisterAccount(
         email=body.email,
         password=body.password,
@@ -106,11 +109,12 @@ async def register(
     )
 
 
-@router.post("/login", response_model=TokenPair, responses=UNAUTHORIZED)
+@router.post("/login", response_model=TokenPair, responses=error_responses(401, 404, 429))
 async def login(
-    body: LoginRequest, accounts: AccountsDep, context: AnonymousContextDep
+    body: LoginRequest, accounts: AccountsDep, context: AnonymousContextDep, request: Request
 ) -> TokenPair:
     """Exchange an email and password for an access token (15 min) and a refresh token."""
+    await spend_login_budget(request, context.actor.tenant_id, body.email)
     tokens = await accounts.login(Login(email=body.email, password=body.password), context)
     return _token_pair(tokens)
 

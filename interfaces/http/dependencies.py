@@ -19,6 +19,7 @@ from domain.account import Role
 from domain.errors import Forbidden
 from infrastructure.telemetry.context import bind_tenant
 from interfaces.bootstrap import Container
+from interfaces.http.rate_limits import spend_command_budget
 from interfaces.http.request_context import request_id_of
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
@@ -123,6 +124,7 @@ async def command_context(
     actor: CurrentActor,
     idempotency_key: Annotated[str | None, _IdempotencyKeyRules] = None,
 ) -> CommandContext:
+    await spend_command_budget(request, actor.tenant_id, str(actor.account_id))
     return _context(request, actor, idempotency_key)
 
 
@@ -132,6 +134,7 @@ CommandContextDep = Annotated[CommandContext, Depends(command_context)]
 async def idempotent_command_context(
     request: Request, actor: CurrentActor, idempotency_key: Annotated[str, _IdempotencyKeyRules]
 ) -> CommandContext:
+    await spend_command_budget(request, actor.tenant_id, str(actor.account_id))
     return _context(request, actor, idempotency_key)
 
 

@@ -3,6 +3,8 @@
 | raised | status |
 |---|---|
 | FastAPI's `RequestValidationError`: wrong type, missing field, too long | 422 |
+| a JSON body with `NaN`, `Infinity`, a 65-bit integer, U+0000… (`strict_json`) | 422 |
+| `min_position` beyond the end of the log (`read_models`) | 422 |
 | `InvariantViolation` (a domain rule on the values), with the field | 422 |
 | `IdempotencyKeyReusedError`, naming the header | 422 |
 | `AuthenticationError`: bad credentials, missing/forged/expired/revoked token | 401 |
@@ -11,12 +13,14 @@
 | `Conflict` (`IllegalTransition`, `InsufficientStock`, email taken), `ConcurrencyError` | 409 |
 | `InvalidWebhookError` (bad or missing signature, stale, malformed) | 400 |
 | a body over the size limit (`body_limit`) | 413 |
+| `RateLimited`: over a rate-limit budget (`Retry-After`, `RateLimit`, `RateLimit-Policy`) | 429 |
 | Starlette's `HTTPException` (unknown path 404, wrong method 405…) | its own |
 | any other `DomainError` | 422 |
 | `PaymentGatewayError` (the provider failed) | 502 |
 | `EventStoreUnavailableError` (with `Retry-After`) | 503 |
 | `ReadModelBehindError`: `min_position` not reached in time (`Retry-After`, the lag) | 503 |
 | `ReadModelUnavailableError`: the read model was never built (with `Retry-After`) | 503 |
+| `ReadStoreUnavailableError`: its store refused or timed out (with `Retry-After`) | 503 |
 | anything else: logged with the request id, nothing internal in the body | 500 |
 
 Every 422 has the shape of FastAPI's validation errors (`detail` lists each problem's `loc`),
@@ -26,6 +30,7 @@ Every 422 has the shape of FastAPI's validation errors (`detail` lists each prob
 
 from __future__ import annotations
 
+import math
 import re
 from http import HTTPStatus
 from typing import Any
@@ -42,13 +47,17 @@ from application.errors import (
     ReadModelBehindError,
     ReadModelUnavailableError,
 )
+from application.integers import INT64_MAX, INT64_MIN
 from application.ports.event_store import (
     ConcurrencyError,
     EventStoreUnavailableError,
     IdempotencyKeyReusedError,
 )
 from application.ports.payment_gateway import InvalidWebhookError, PaymentGatewayError
+from application.ports.read_model_sink import ReadStoreUnavailableError
 from domain.errors import Conflict, DomainError, Forbidden, InvariantViolation
+from infrastructure.rate_limits import RateLimited
+from interfaces.http.rate_limits import too_many_requests
 
 STATUS_OF: dict[type[Exception], int] = {
     InvalidWebhookError: 400,
@@ -60,10 +69,12 @@ STATUS_OF: dict[type[Exception], int] = {
     InvariantViolation: 422,
     IdempotencyKeyReusedError: 422,
     DomainError: 422,
+    RateLimited: 429,
     PaymentGatewayError: 502,
     EventStoreUnavailableError: 503,
     ReadModelBehindError: 503,
     ReadModelUnavailableError: 503,
+    ReadStoreUnavailableError: 503,
 }
 """Looked up along the raised error's class hierarchy: the nearest class listed wins."""
 
@@ -86,6 +97,8 @@ def status_of(error: Exception) -> int:
 
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, RateLimited):
+        return too_many_requests(error)
     status = status_of(error)
     code = _snake_case(type(error).__name__)
     if status == 422:
@@ -96,7 +109,9 @@ async def _handle(request: Request, error: Exception) -> JSONResponse:
             'Bearer error="invalid_token"' if isinstance(error, InvalidToken) else "Bearer"
         )
     body: dict[str, Any] = {"detail": str(error), "code": code}
-    if isinstance(error, EventStoreUnavailableError | ReadModelUnavailableError):
+    if isinstance(
+        error, EventStoreUnavailableError | ReadModelUnavailableError | ReadStoreUnavailableError
+    ):
         headers["Retry-After"] = "1"
     if isinstance(error, ReadModelBehindError):
         headers["Retry-After"] = "1"
@@ -121,8 +136,8 @@ async def _handle_http_exception(request: Request, error: Exception) -> JSONResp
 
 async def _handle_validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    problems = [_redacted(problem) for problem in error.errors()]
-    return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
+    problems = [_renderable(_redacted(problem)) for problem in error.errors()]
+    return JSONResponse({"detail": problems}, status_code=422)
 
 
 def _unprocessable(location: list[str], message: str, code: str) -> JSONResponse:
@@ -159,6 +174,34 @@ def _without_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_secrets(item) for item in value]
     return value
+
+
+def _renderable(value: Any) -> Any:
+    """`value` as plain JSON that always renders, whatever a problem echoes back (its `input`,
+    its `ctx`): non-finite floats, integers too long to print, bytes, exceptions and other
+    objects become text, so that answering a bad input can never fail in turn."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):  # an unpaired surrogate would not encode as UTF-8
+        return value.encode("utf-8", errors="replace").decode()
+    if isinstance(value, int):
+        return (
+            value
+            if INT64_MIN <= value <= INT64_MAX
+            else f"<an integer of {value.bit_length()} bits>"
+        )
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {str(_renderable(key)): _renderable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_renderable(item) for item in value]
+    try:
+        return _renderable(jsonable_encoder(value))
+    except Exception:  # an object that does not even encode: its type is reason enough
+        return f"<{type(value).__name__}>"
 
 
 def _snake_case(name: str) -> str:

@@ -41,6 +41,7 @@ _MEANINGS = {
     404: "No such resource in the caller's tenant.",
     409: "The resource's current state or version refuses the command.",
     413: "The request body is over the size limit.",
+    429: "Over a rate limit; retry after `Retry-After` seconds (see `RateLimit-Policy`).",
     502: "The payment provider failed.",
     503: (
         "The read model has not reached `min_position` in time (with `Retry-After` and the "

@@ -106,6 +106,13 @@ class User:
         return bearer(self.access_token)
 
 
+def provisioned(client: TestClient, *tenants: str) -> None:
+    """Create the tenants that do not exist yet, as `mercato tenants create` would: accounts
+    register only into provisioned tenants."""
+    for tenant in tenants:
+        call(client, container_of(client).tenants.ensure, tenant)
+
+
 def register(
     client: TestClient,
     email: str,
@@ -114,6 +121,7 @@ def register(
     roles: tuple[str, ...] = ("buyer",),
     password: str = PASSWORD,
 ) -> UUID:
+    provisioned(client, tenant)
     response = client.post(
         "/auth/register",
         json={
