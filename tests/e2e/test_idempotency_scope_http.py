@@ -1,5 +1,5 @@
 """Idempotency keys over HTTP belong to their caller: another user's key is a new key, and no key
-a caller sends reaches the keys of the sagas (embedded profile, sagas in-process)."""
+a caller sends reaches the keys of the sagas, on both profiles."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from application.commerce.services import new_id
 from application.context import Actor, CommandContext, fingerprint_command
 from application.sagas.checkout import checkout_saga_id
 from domain.ids import MERCATO_NAMESPACE
+from infrastructure.settings import load_settings
 from tests.e2e.http_support import (
+    CHEAP_ARGON2,
     User,
     call,
     container_of,
@@ -26,16 +28,32 @@ from tests.e2e.http_support import (
     eventually,
     place_order,
     running,
+    sagas_running,
     signed_up,
+    unique_topic_prefix,
     until_order_is,
+    views_projected,
 )
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with running(embedded_settings(tmp_path / "state")) as client:
+@pytest.fixture(params=["embedded", "services"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    """The embedded profile (SQLite, sagas in the API), and the services profile (Postgres
+    keys, sagas and views run beside the API as their workers would)."""
+    if request.param == "embedded":
+        with running(embedded_settings(tmp_path / "state")) as client:
+            yield client
+        return
+    settings = load_settings(
+        profile="services",
+        data_dir=tmp_path,
+        postgres_dsn=request.getfixturevalue("fresh_postgres_dsn"),
+        kafka_topic_prefix=unique_topic_prefix(),
+        **CHEAP_ARGON2,
+    )
+    with running(settings) as client, views_projected(client), sagas_running(client):
         yield client
 
 

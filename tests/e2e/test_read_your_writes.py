@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from tests.e2e.http_support import (
     create_product,
     embedded_settings,
     eventually,
+    head_position,
     placed_order,
     running,
     signed_up,
@@ -217,3 +219,22 @@ def test_with_the_projector_stopped_a_read_at_a_newer_position_is_503_with_the_l
     assert body["lag_events"] >= 1
     # What the read model already reflects, it still answers.
     assert older.status_code == 200 and older.json()["id"] == str(seen)
+
+
+def test_a_min_position_no_command_could_have_answered_is_refused_at_once(deploy: Deploy) -> None:
+    with deploy() as mercato:
+        client = mercato.client
+        shop = a_shop(client)
+        order_id, position = placed_order(client, shop.buyer, shop.product_id)
+        # Far beyond the head: the sagas (embedded) may still be appending meanwhile.
+        beyond = head_position(client) + 1_000_000
+        started = time.monotonic()
+
+        refused = client.get(
+            f"/orders/{order_id}", params={"min_position": beyond}, headers=shop.buyer.headers
+        )
+
+        assert time.monotonic() - started < 1.0  # not the wait for a read model that is behind
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["loc"] == ["query", "min_position"]
+        reflected(client, shop, order_id, position)  # the position the command answered
