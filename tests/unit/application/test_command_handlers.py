@@ -160,13 +160,28 @@ async def test_a_repeated_command_returns_its_first_result_and_appends_nothing(
     assert await marketplace.store.head_position() == head
 
 
-async def test_a_key_reused_for_another_command_is_refused(marketplace: Marketplace) -> None:
+async def test_a_key_reused_for_the_same_command_with_another_body_is_refused(
+    marketplace: Marketplace,
+) -> None:
+    product_id = await published_product(marketplace)
+    await send(marketplace, an_order(product_id, 1), BUYER, key="k")
+
+    with pytest.raises(IdempotencyKeyReusedError):
+        await send(marketplace, an_order(product_id, 2), BUYER, key="k")
+
+
+async def test_a_key_belongs_to_one_command_type_so_another_command_may_use_it_too(
+    marketplace: Marketplace,
+) -> None:
+    # Keys are scoped per caller and command type (`application.context`): a cancel under
+    # the key of an earlier order is a first cancel, not a clash with the order.
     product_id = await published_product(marketplace)
     await send(marketplace, an_order(product_id, 1), BUYER, key="k")
     order_id = UUID((await send(marketplace, an_order(product_id, 2), BUYER)).stream_id)
 
-    with pytest.raises(IdempotencyKeyReusedError):
-        await send(marketplace, CancelOrder(order_id=order_id), BUYER, key="k")
+    cancelled = await send(marketplace, CancelOrder(order_id=order_id), BUYER, key="k")
+
+    assert (cancelled.replayed, cancelled.stream_id) == (False, str(order_id))
 
 
 async def test_a_repeated_order_gets_its_first_result_after_the_order_moved_on(
