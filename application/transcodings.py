@@ -26,8 +26,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
-from application.sagas.checkout import CheckoutStatus
-from application.sagas.escrow import EscrowSagaStatus
+from application.saga_statuses import CheckoutStatus, EscrowSagaStatus
 from domain.account import Role
 from domain.dispute import Resolution
 from domain.escrow import EscrowStatus, Settlement

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from application.accounts.service import Accounts
-from application.commerce.marketplace import Marketplace
+from application.marketplace import Marketplace
 from application.ports.clock import Clock, SystemClock
 from application.ports.dead_letters import DeadLetterStore
 from application.ports.event_feed import EventFeed

@@ -7,11 +7,11 @@ Each command is one span, `command <Type>`, whose `mercato.outcome` says how it 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Mapping
 
 from opentelemetry import trace
 
+from application.backoff import Backoff
 from application.commerce.commands import Command
 from application.commerce.registry import HANDLERS, RETRY_ON_CONFLICT, Handler
 from application.commerce.results import CommandResult
@@ -35,8 +35,9 @@ from domain.errors import DomainError
 DEFAULT_ATTEMPTS = 10
 _IMPOSSIBLE_VERSION = 1 << 62
 _KEY_PROBE = NewEvent(type="mercato.IdempotencyKeyProbe", payload=b"{}")
-_FIRST_BACKOFF = 0.002
-_MAX_BACKOFF = 0.1
+# Exponential with full jitter, so contenders on one hot stream spread out: up to 4 ms after
+# the first conflict, doubling to at most 100 ms.
+_CONFLICT_BACKOFF = Backoff(first=0.004, cap=0.1, jitter=True)
 
 tracer = trace.get_tracer("mercato.commands")
 
@@ -129,7 +130,7 @@ class CommandBus:
                 if attempt == attempts:
                     raise
                 trace.get_current_span().add_event("retry after a conflict", {"attempt": attempt})
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(_CONFLICT_BACKOFF.delay(attempt))
         raise AssertionError("unreachable")
 
     def _retries(self, command: Command) -> bool:
@@ -183,8 +184,3 @@ def command_outcome(error: BaseException) -> str:
     if isinstance(error, asyncio.CancelledError):
         return "cancelled"
     return "error"
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential with full jitter, so contenders on one hot stream spread out."""
-    return random.uniform(0, min(_MAX_BACKOFF, _FIRST_BACKOFF * 2**attempt))

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from application.ports.event_store import EventStore, LogFilter, RecordedEvent
+from application.saga_statuses import CheckoutStatus, EscrowSagaStatus
 from application.sagas.cancellation import cancel_and_wait
-from application.sagas.checkout import CheckoutStatus, checkout_saga_id
-from application.sagas.escrow import EscrowSagaStatus, escrow_saga_id
+from application.sagas.checkout import checkout_saga_id
+from application.sagas.escrow import escrow_saga_id
 from application.sagas.inputs import topic
 from application.sagas.saga import NEEDS_ATTENTION, Saga
 from application.serialization import EventSerializer

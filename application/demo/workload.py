@@ -48,7 +48,6 @@ from application.commerce.commands import (
     ResolveDispute,
     UnpublishProduct,
 )
-from application.commerce.marketplace import Marketplace
 from application.commerce.results import CommandResult
 from application.context import Actor, CommandContext
 from application.demo.plan import (
@@ -62,6 +61,7 @@ from application.demo.plan import (
 )
 from application.demo.watch import OrderTrack, OrderWatch
 from application.errors import AggregateNotFoundError
+from application.marketplace import Marketplace
 from application.sagas.cancellation import cancel_and_wait
 from application.sagas.runner import SagaRunner
 from application.tenants.service import Tenants

@@ -23,8 +23,9 @@ from eventsourcing.utils import get_topic
 from application.errors import AggregateNotFoundError
 from application.ports.event_store import EventStore, LogFilter, RecordedEvent
 from application.repository import Repository
-from application.sagas.checkout import CheckoutSaga, CheckoutStatus
-from application.sagas.escrow import EscrowSaga, EscrowSagaStatus
+from application.saga_statuses import CheckoutStatus, EscrowSagaStatus
+from application.sagas.checkout import CheckoutSaga
+from application.sagas.escrow import EscrowSaga
 from application.sagas.inputs import SAGA_TYPES
 from application.sagas.saga import Saga
 from application.serialization import EventSerializer

@@ -18,7 +18,6 @@ through the provider, so money captured for a cancelled order never stays with t
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -37,23 +36,13 @@ from application.commerce.process_commands import (
     RequestPayment,
     ReserveStock,
 )
+from application.saga_statuses import CheckoutStatus
 from application.sagas.saga import Saga, saga_id_for
 from application.sagas.steps import Issue, Schedule, Step, Unschedule
 from domain.order import OrderLine
 
 PAYMENT_DEADLINE = "payment-deadline"
 DEFAULT_PAYMENT_TIMEOUT = timedelta(minutes=15)
-
-
-class CheckoutStatus(StrEnum):
-    RESERVING = "reserving"
-    AWAITING_PAYMENT = "awaiting_payment"
-    FULFILLING = "fulfilling"
-    COMPLETED = "completed"
-    COMPENSATING = "compensating"
-    CANCELLED = "cancelled"
-    NEEDS_ATTENTION = "needs_attention"
-    """A step after capture was refused: the saga stops and a person looks (it is logged)."""
 
 
 _S = CheckoutStatus

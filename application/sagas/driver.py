@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from uuid import UUID
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 
+from application.backoff import Backoff
 from application.commerce.bus import CommandBus
 from application.context import Actor, CommandContext, fingerprint_command
 from application.errors import AggregateNotFoundError
@@ -64,6 +64,9 @@ SAGA_KIND = "mercato.saga.kind"
 SAGA_ID = "mercato.saga.id"
 
 MAX_ATTEMPTS = 8
+# Runners racing on one saga's stream wake at random (full jitter): up to 10 ms after the
+# first clash, doubling to 640 ms before the last attempt.
+_CLASH_BACKOFF = Backoff(first=0.01, cap=0.64, jitter=True)
 MAX_STEPS = 1_000
 """A plan never has this many steps; reaching it means a saga is looping, so stop it."""
 
@@ -148,7 +151,7 @@ class SagaDriver:
                 # Another runner moved this saga on: reload, and see what is left to do.
                 if attempt == MAX_ATTEMPTS:
                     raise
-                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+                await asyncio.sleep(_CLASH_BACKOFF.delay(attempt))
 
     async def _load(self, saga_type: type[Saga], saga_id: UUID, tenant_id: str) -> Saga | None:
         try:

@@ -19,7 +19,6 @@ fails to complete the order, and the dispute wins.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -33,6 +32,7 @@ from application.commerce.process_commands import (
     RefundPayment,
     ReleaseEscrow,
 )
+from application.saga_statuses import EscrowSagaStatus
 from application.sagas.saga import Saga, saga_id_for
 from application.sagas.steps import Issue, Schedule, Step, Unschedule
 from domain.dispute import Resolution
@@ -42,19 +42,6 @@ from domain.wallet import CreditReason
 
 DISPUTE_WINDOW = "dispute-window"
 DEFAULT_DISPUTE_WINDOW = timedelta(hours=72)
-
-
-class EscrowSagaStatus(StrEnum):
-    HELD = "held"
-    AWAITING_CONFIRMATION = "awaiting_confirmation"
-    CLOSING_WINDOW = "closing_window"
-    RELEASING = "releasing"
-    DISPUTED = "disputed"
-    SETTLING = "settling"
-    SETTLED = "settled"
-    REFUNDING = "refunding"
-    REFUNDED = "refunded"
-    NEEDS_ATTENTION = "needs_attention"
 
 
 _S = EscrowSagaStatus

@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from application.backoff import Backoff
 from application.event_categories import kafka_partition_id
 from application.ports.event_feed import FeedBatch
 from application.ports.event_store import RecordedEvent
@@ -31,7 +32,7 @@ from infrastructure.kafka.codec import decode_event, tick_position
 
 logger = logging.getLogger(__name__)
 
-FETCH_RETRY_CAP_SECONDS = 5.0
+_FETCH_RETRY = Backoff(first=0.2, cap=5.0)
 """The longest pause between two fetches that failed with a retriable Kafka error."""
 REVOKE_GRACE_SECONDS = 30.0
 """How long a rebalance waits for the worker to finish the batch it holds. Past it, the
@@ -181,7 +182,7 @@ class KafkaEventFeed:
                     if not error.retriable:
                         raise
                     failures += 1
-                    delay = min(FETCH_RETRY_CAP_SECONDS, 0.1 * 2**failures)
+                    delay = _FETCH_RETRY.delay(failures)
                     logger.warning(
                         "fetching failed (attempt %d, retry in %.1fs): %r", failures, delay, error
                     )

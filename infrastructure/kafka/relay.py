@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from application.backoff import Backoff
 from application.event_categories import category_of, topic_of
 from application.ports.event_store import EventStore, EventStoreError, RecordedEvent
 from application.tracing import EVENT_COUNT, POSITION, SpanCause
@@ -47,8 +48,6 @@ tracer = trace.get_tracer("mercato.relay")
 
 _BATCH_SIZE = 1000
 _CHECKPOINT_INTERVAL = 0.1
-_FIRST_BACKOFF = 0.1
-_MAX_BACKOFF = 5.0
 _MAX_BATCH_BYTES = 256 * 1024
 _LAG_REPORT_INTERVAL = 5.0
 
@@ -92,7 +91,7 @@ class Relay:
         self._name = name
         self._standby_poll = standby_poll
         self._lag_report_interval = lag_report_interval
-        self._retry = _Backoff()
+        self._retry = _Retries(Backoff(first=0.1, cap=5.0))
         self._tick_wanted = asyncio.Event()
         self._checkpoint_wanted = asyncio.Event()
         self._ticked_position = 0
@@ -277,18 +276,19 @@ class Relay:
             self._checkpointed_position = position
 
 
-class _Backoff:
-    """Capped exponential waits between attempts; reset by a success."""
+class _Retries:
+    """Waits between failed attempts that grow by `backoff`; a success starts them over."""
 
-    def __init__(self) -> None:
-        self._delay = _FIRST_BACKOFF
+    def __init__(self, backoff: Backoff) -> None:
+        self._backoff = backoff
+        self._failures = 0
 
     def reset(self) -> None:
-        self._delay = _FIRST_BACKOFF
+        self._failures = 0
 
     async def wait(self, stop: asyncio.Event) -> None:
-        await _sleep_unless(stop, self._delay)
-        self._delay = min(self._delay * 2, _MAX_BACKOFF)
+        self._failures += 1
+        await _sleep_unless(stop, self._backoff.delay(self._failures))
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

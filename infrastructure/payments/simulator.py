@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+from application.backoff import Backoff
 from application.ports.clock import Clock
 from application.ports.payment_gateway import (
     NotificationKind,
@@ -35,6 +36,8 @@ from domain.money import Money
 from infrastructure.payments import signing
 
 logger = logging.getLogger(__name__)
+# A provider tries a failed webhook again after 40 ms, doubling to at most 2 s.
+_REDELIVERY_BACKOFF = Backoff(first=0.04, cap=2.0)
 
 
 @dataclass(frozen=True)
@@ -235,8 +238,8 @@ class PaymentSimulator:
                 self._queue.remove(delivery)
                 logger.error("webhook %s dropped: %s", delivery.notification.webhook_id, error)
             else:
-                backoff = min(2.0, 0.02 * 2**delivery.attempts)
-                delivery.retry_at = asyncio.get_running_loop().time() + backoff
+                delay = _REDELIVERY_BACKOFF.delay(delivery.attempts)
+                delivery.retry_at = asyncio.get_running_loop().time() + delay
             return False
         self._queue.remove(delivery)
         self.delivered.append(delivery.notification)

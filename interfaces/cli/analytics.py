@@ -37,6 +37,7 @@ from infrastructure.read_models.clickhouse_engine import AnalyticsEngineError, C
 from infrastructure.read_models.clickhouse_rows import ClickHouseRowSink
 from interfaces.bootstrap import bootstrap
 from interfaces.cli.errors import refuse
+from interfaces.cli.settings import settings_or_exit
 from projections.analytics_facts import ANALYTICS_FACTS
 
 app = typer.Typer(
@@ -180,8 +181,6 @@ def _scope(
 def _report(path: str, query: Callable[[ClickHouseAnalytics], Awaitable[T]]) -> T:
     """Run `query` on the live analytics target. A folder held by a running server, a read
     model not built yet or an engine that cannot be opened: one line, no traceback."""
-    from interfaces.cli.main import settings_or_exit
-
     settings = settings_or_exit()
 
     async def main() -> T:

@@ -45,6 +45,7 @@ from infrastructure.payments.simulator import IntentScript, PaymentSimulator
 from infrastructure.settings import Profile, Settings
 from interfaces.bootstrap import Container, bootstrap
 from interfaces.cli.errors import err_console, refuse
+from interfaces.cli.settings import settings_or_exit
 
 logger = logging.getLogger("mercato.demo")
 
@@ -138,8 +139,6 @@ def seed(
         ),
     ] = True,
 ) -> None:
-    from interfaces.cli.main import settings_or_exit  # main imports this module
-
     settings = settings_or_exit()
     if cheap_hashing:
         settings = settings.model_copy(update=CHEAP_PASSWORD_HASHING)

@@ -8,9 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infrastructure.settings import Profile, Settings, SettingsError, load_settings
+from infrastructure.settings import Profile
 from interfaces.cli import analytics, bench, demo, projections, sagas, tenants, worker
-from interfaces.cli.errors import refuse
+from interfaces.cli.errors import err_console, refuse
+from interfaces.cli.settings import settings_or_exit
 
 app = typer.Typer(
     name="mercato",
@@ -31,18 +32,6 @@ app.add_typer(sagas.app, name="sagas")
 app.add_typer(demo.app, name="demo")
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(tenants.app, name="tenants")
-
-err_console = Console(stderr=True)
-
-
-def settings_or_exit() -> Settings:
-    """Load settings, or print what is wrong in one line per problem and exit with status 2."""
-    try:
-        return load_settings()
-    except SettingsError as error:
-        for line in str(error).splitlines():
-            err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
 
 
 @app.command()

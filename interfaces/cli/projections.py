@@ -24,6 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from interfaces.bootstrap import Container, bootstrap
+from interfaces.cli.errors import err_console, refuse
+from interfaces.cli.settings import settings_or_exit
 from projections.dead_letter_retry import retry_parked_stream
 from projections.rebuild import Progress as RebuildProgress
 from projections.rebuild import RebuildOptions, rebuild, replay
@@ -51,7 +53,6 @@ dlq_app = typer.Typer(
 )
 
 console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
 
 NameArgument = Annotated[
@@ -62,8 +63,6 @@ NameArgument = Annotated[
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     """Run `work` with a started container (no background workers), exiting 2 with a one-line
     reason on a bad projection name or missing target."""
-    from interfaces.cli.main import settings_or_exit
-
     settings = settings_or_exit()
 
     async def main() -> T:
@@ -77,8 +76,7 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except LookupError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        refuse(str(error))
 
 
 class _RateColumn(ProgressColumn):
@@ -211,8 +209,7 @@ def replay_command(
     """Re-apply a range of the log to the live target with the current handlers (after a
     handler fix). Idempotent: newer writes are never overwritten; checkpoints do not move."""
     if (from_position is None) == (from_time is None):
-        err_console.print("[bold red]error:[/] give exactly one of --from-position, --from-time")
-        raise typer.Exit(code=2)
+        refuse("give exactly one of --from-position, --from-time")
 
     async def work(container: Container) -> Any:
         start = from_position
@@ -320,8 +317,7 @@ def dlq_show(name: NameArgument, stream: Annotated[str, typer.Argument()]) -> No
 
     letters = _run(work)
     if not letters:
-        err_console.print(f"[bold red]error:[/] {stream} is not parked for {name}")
-        raise typer.Exit(code=2)
+        refuse(f"{stream} is not parked for {name}")
     table = Table("position", "version", "type", "recorded", "error")
     for letter in letters:
         event = letter.event

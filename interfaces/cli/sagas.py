@@ -13,6 +13,8 @@ from rich.table import Table
 from application.ports.event_store import RecordedEvent
 from application.sagas.dead_letters import ParkedSagas
 from interfaces.bootstrap import bootstrap
+from interfaces.cli.errors import refuse
+from interfaces.cli.settings import settings_or_exit
 
 app = typer.Typer(
     help=(
@@ -29,7 +31,6 @@ app = typer.Typer(
 )
 
 console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
 
 SagaIdArgument = Annotated[
@@ -61,8 +62,7 @@ def show_command(saga_id: SagaIdArgument) -> None:
     """The letters of one parked saga, in the order they are fed on retry."""
     letters = _run(lambda sagas: sagas.letters(saga_id))
     if not letters:
-        err_console.print(f"[bold red]error:[/] saga {saga_id} is not parked")
-        raise typer.Exit(code=2)
+        refuse(f"saga {saga_id} is not parked")
     table = Table("letter", "input", "error", title=f"saga {saga_id}")
     for letter in letters:
         record = letter.input
@@ -112,8 +112,6 @@ for _command in app.registered_commands:
 def _run(work: Callable[[ParkedSagas], Awaitable[T]]) -> T:
     """Run `work` on a started container (no background workers), exiting 2 with a one-line
     reason when the saga is not parked."""
-    from interfaces.cli.main import settings_or_exit
-
     settings = settings_or_exit()
 
     async def main() -> Any:
@@ -127,6 +125,5 @@ def _run(work: Callable[[ParkedSagas], Awaitable[T]]) -> T:
     try:
         result: T = asyncio.run(main())
     except LookupError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        refuse(str(error))
     return result

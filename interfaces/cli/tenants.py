@@ -27,6 +27,7 @@ from domain.account import DISPLAY_NAME_MAX_LENGTH, Role, normalise_email
 from domain.errors import InvariantViolation
 from interfaces.bootstrap import Container, bootstrap
 from interfaces.cli.errors import err_console, refuse
+from interfaces.cli.settings import settings_or_exit
 
 T = TypeVar("T")
 
@@ -144,8 +145,6 @@ def _valid(build: Callable[[], T]) -> T:
 
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     """Run `work` with a started container (no background workers); a refusal is one line."""
-    from interfaces.cli.main import settings_or_exit  # main imports this module
-
     settings = settings_or_exit()
 
     async def main() -> T:

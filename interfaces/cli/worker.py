@@ -18,6 +18,7 @@ from infrastructure.telemetry.metrics import PrometheusOutageReport, serve_metri
 from infrastructure.telemetry.tracing import process_tracing
 from interfaces.bootstrap import Container, bootstrap
 from interfaces.cli.errors import refuse
+from interfaces.cli.settings import settings_or_exit
 from interfaces.projection_metrics import report_while_running
 from interfaces.saga_metrics import report_sagas_while_running
 from projections.outages import Backoff, GaveUp, until_done
@@ -83,8 +84,6 @@ def sagas(
     ] = 5.0,
     metrics_port: MetricsPort = None,
 ) -> None:
-    from interfaces.cli.main import settings_or_exit  # main imports this module
-
     settings = settings_or_exit()
     _services_only(settings, "sagas", runs="the sagas")
     _configure_logging(settings)
@@ -192,8 +191,6 @@ def _configure_logging(settings: Settings) -> None:
 
 @app.command("relay", help=RELAY_HELP, short_help="Publish the event log to Kafka.")
 def relay(metrics_port: MetricsPort = None, grace: Grace = 10.0) -> None:
-    from interfaces.cli.main import settings_or_exit
-
     settings = settings_or_exit()
     _services_only(settings, "relay", runs="the projections and their feed")
     _configure_logging(settings)
@@ -217,8 +214,6 @@ def projector(
     metrics_port: MetricsPort = None,
     grace: Grace = 10.0,
 ) -> None:
-    from interfaces.cli.main import settings_or_exit
-
     settings = settings_or_exit()
     _services_only(settings, "projector", runs="the projections")
     _configure_logging(settings)

@@ -13,8 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from application.accounts.errors import InvalidToken
 from application.accounts.service import Accounts
-from application.commerce.marketplace import Marketplace
 from application.context import Actor, CommandContext
+from application.marketplace import Marketplace
 from domain.account import Role
 from domain.errors import Forbidden
 from infrastructure.telemetry.context import bind_tenant

@@ -20,11 +20,11 @@ from application.commerce.commands import (
     PlaceOrder,
     Reason,
 )
-from application.commerce.marketplace import Marketplace
 from application.commerce.results import CommandResult
 from application.context import Actor
 from application.errors import AggregateNotFoundError
 from application.integers import INT64_MAX
+from application.marketplace import Marketplace
 from domain.account import Role
 from domain.order import MAX_LINES, Order
 from interfaces.http.dependencies import (

@@ -19,9 +19,10 @@ from application.accounts.commands import ChangeRoles
 from application.context import Actor, CommandContext
 from application.errors import AggregateNotFoundError
 from application.ports.clock import Clock
+from application.saga_statuses import CheckoutStatus, EscrowSagaStatus
 from application.sagas.cancellation import cancel_and_wait
-from application.sagas.checkout import CheckoutSaga, CheckoutStatus, checkout_saga_id
-from application.sagas.escrow import EscrowSaga, EscrowSagaStatus, escrow_saga_id
+from application.sagas.checkout import CheckoutSaga, checkout_saga_id
+from application.sagas.escrow import EscrowSaga, escrow_saga_id
 from domain.account import Role
 from infrastructure.kafka.relay import Relay
 from infrastructure.settings import Settings, load_settings

@@ -24,8 +24,9 @@ from application.demo.workload import DemoDriver, DemoReport, leading_sagas
 from application.errors import AggregateNotFoundError
 from application.ports.event_store import LogFilter
 from application.repository import Repository
-from application.sagas.checkout import CheckoutSaga, CheckoutStatus, checkout_saga_id
-from application.sagas.escrow import EscrowSaga, EscrowSagaStatus, escrow_saga_id
+from application.saga_statuses import CheckoutStatus, EscrowSagaStatus
+from application.sagas.checkout import CheckoutSaga, checkout_saga_id
+from application.sagas.escrow import EscrowSaga, escrow_saga_id
 from domain.dispute import Resolution
 from domain.escrow import Escrow, EscrowStatus
 from domain.ids import escrow_id_for, payment_id_for, wallet_id_for

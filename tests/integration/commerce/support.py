@@ -24,10 +24,10 @@ from application.commerce.commands import (
     Price,
     PublishProduct,
 )
-from application.commerce.marketplace import Marketplace
 from application.commerce.results import CommandResult
 from application.context import Actor, CommandContext
 from application.errors import AggregateNotFoundError
+from application.marketplace import Marketplace
 from application.ports.clock import ManualClock
 from application.ports.event_store import EventStore, LogFilter, RecordedEvent
 from application.ports.saga_store import SagaStore

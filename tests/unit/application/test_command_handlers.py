@@ -23,12 +23,12 @@ from application.commerce.commands import (
     ResolveDispute,
     UpdateProduct,
 )
-from application.commerce.marketplace import Marketplace
 from application.commerce.process_commands import MarkStockReserved, RequestPayment, ReserveStock
 from application.commerce.results import CommandResult
 from application.commerce.services import Services
 from application.context import Actor, CommandContext
 from application.errors import AggregateNotFoundError
+from application.marketplace import Marketplace
 from application.ports.clock import ManualClock
 from application.ports.event_store import ConcurrencyError, IdempotencyKeyReusedError
 from application.ports.payment_gateway import InvalidWebhookError
