@@ -18,7 +18,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from application.demo.plan import (
+from application.ports.payment_gateway import NotificationKind
+from application.sagas.cancellation import cancel_and_wait
+from domain.errors import InvariantViolation
+from domain.tenant import validate_tenant_id
+from infrastructure.payments.simulator import IntentScript, PaymentSimulator
+from infrastructure.settings import Profile, Settings
+from interfaces.bootstrap import Container, bootstrap
+from interfaces.cli.errors import err_console, refuse
+from interfaces.demo.plan import (
     ADMIN_EMAIL,
     PASSWORD,
     Fate,
@@ -26,8 +34,8 @@ from application.demo.plan import (
     WorkloadSpec,
     make_plan,
 )
-from application.demo.watch import DemoStuckError
-from application.demo.workload import (
+from interfaces.demo.watch import DemoStuckError
+from interfaces.demo.workload import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PATIENCE,
     DemoDriver,
@@ -37,14 +45,6 @@ from application.demo.workload import (
     ProgressListener,
     leading_sagas,
 )
-from application.ports.payment_gateway import NotificationKind
-from application.sagas.cancellation import cancel_and_wait
-from domain.errors import InvariantViolation
-from domain.tenant import validate_tenant_id
-from infrastructure.payments.simulator import IntentScript, PaymentSimulator
-from infrastructure.settings import Profile, Settings
-from interfaces.bootstrap import Container, bootstrap
-from interfaces.cli.errors import err_console, refuse
 
 logger = logging.getLogger("mercato.demo")
 
