@@ -59,8 +59,8 @@ from domain.tenant import Tenant
 from domain.wallet import CreditReason, Wallet, WalletKind
 from infrastructure.eventstore.postgres_migrations import migrate
 from infrastructure.eventstore.postgres_sql import MAX_EVENTS_PER_TRANSACTION, ORDINAL_BITS
-from interfaces.bench import report
 from interfaces.demo.plan import Fate, Plan, PlannedOrder, WorkloadSpec, make_plan
+from mercato_bench import report
 
 TENANT = "bench"
 PASSWORD = "mercato-bench-password"
@@ -76,7 +76,7 @@ ORDERS_PER_BUYER = 6
 HASH_TIME_COST = 1
 HASH_MEMORY_KIB = 8
 HASH_PARALLELISM = 1
-"""The argon2 parameters `interfaces.bench.processes.BenchEnvironment` gives every process, so a
+"""The argon2 parameters `mercato_bench.processes.BenchEnvironment` gives every process, so a
 login neither pays a real hash nor rehashes."""
 
 COLUMNS = (
