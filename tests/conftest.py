@@ -59,7 +59,7 @@ def read_model_namespaces(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Delete the Kafka topics, Elasticsearch indexes and Redis keys this run created (when the
     services are up; a unit-test run without them skips this quietly)."""
-    from interfaces.bench.cleanup import Prefixes, ServiceUrls, delete_prefixed
+    from mercato_bench.cleanup import Prefixes, ServiceUrls, delete_prefixed
 
     defaults = ServiceUrls()
     urls = ServiceUrls(

@@ -18,25 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from application.demo.plan import (
-    ADMIN_EMAIL,
-    PASSWORD,
-    Fate,
-    Plan,
-    WorkloadSpec,
-    make_plan,
-)
-from application.demo.watch import DemoStuckError
-from application.demo.workload import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_PATIENCE,
-    DemoDriver,
-    DemoError,
-    DemoReport,
-    PaymentScripts,
-    ProgressListener,
-    leading_sagas,
-)
 from application.ports.payment_gateway import NotificationKind
 from application.sagas.cancellation import cancel_and_wait
 from domain.errors import InvariantViolation
@@ -46,6 +27,25 @@ from infrastructure.settings import Profile, Settings
 from interfaces.bootstrap import Container, bootstrap
 from interfaces.cli.errors import err_console, refuse
 from interfaces.cli.settings import settings_or_exit
+from interfaces.demo.plan import (
+    ADMIN_EMAIL,
+    PASSWORD,
+    Fate,
+    Plan,
+    WorkloadSpec,
+    make_plan,
+)
+from interfaces.demo.watch import DemoStuckError
+from interfaces.demo.workload import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PATIENCE,
+    DemoDriver,
+    DemoError,
+    DemoReport,
+    PaymentScripts,
+    ProgressListener,
+    leading_sagas,
+)
 
 logger = logging.getLogger("mercato.demo")
 

@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(bench.app, name="bench")
+app.command("bench", context_settings=bench.CONTEXT_SETTINGS, add_help_option=False)(bench.bench)
 app.add_typer(worker.app, name="worker")
 app.add_typer(projections.app, name="projections")
 app.add_typer(projections.dlq_app, name="dlq")

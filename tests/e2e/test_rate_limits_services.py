@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from interfaces.bench.processes import free_port
+from mercato_bench.processes import free_port
 from tests.e2e.test_rate_limits_http import WRONG, assert_refused_by
 
 pytestmark = pytest.mark.e2e

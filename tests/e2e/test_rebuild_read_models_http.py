@@ -10,10 +10,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from application.demo.plan import ADMIN_EMAIL, PASSWORD, WorkloadSpec, make_plan
-from application.demo.workload import DemoDriver
 from application.ports.read_model_sink import TargetName
 from interfaces.cli.demo import SimulatorScripts
+from interfaces.demo.plan import ADMIN_EMAIL, PASSWORD, WorkloadSpec, make_plan
+from interfaces.demo.workload import DemoDriver
 from projections.rebuild import RebuildOptions, rebuild
 from projections.verify import verify
 from tests.e2e.http_support import (

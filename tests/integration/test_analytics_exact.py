@@ -1,7 +1,7 @@
 """Analytics are exact: over a seeded workload of 5,000 orders, every analytics endpoint answers
 what this test computes itself, straight from the event log.
 
-The workload is the real one (`application.demo`): the command side and the sagas run in the
+The workload is the real one (`interfaces.demo`): the command side and the sagas run in the
 app's process, with payment failures, cancellations, disputes released and refunded, sold-out
 and refused orders. The figures are recomputed here from the decoded events with the
 definitions of `application/read_models/analytics.py`, written out again independently — a
@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from application.demo.plan import ADMIN_EMAIL, PASSWORD, WorkloadSpec, make_plan
-from application.demo.workload import DemoDriver
 from application.ports.event_store import RecordedEvent
 from interfaces.cli.demo import SimulatorScripts
+from interfaces.demo.plan import ADMIN_EMAIL, PASSWORD, WorkloadSpec, make_plan
+from interfaces.demo.workload import DemoDriver
 from tests.e2e.http_support import (
     bearer,
     call,

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from infrastructure.postgres_databases import database_exists
-from interfaces.bench.append import make_payload
-from interfaces.bench.report import latency_summary, percentile
 from interfaces.cli.main import app
+from mercato_bench.append import make_payload
+from mercato_bench.report import latency_summary, percentile
 
 pytestmark = pytest.mark.integration
 

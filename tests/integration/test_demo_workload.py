@@ -19,8 +19,6 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 from typer.testing import CliRunner
 
-from application.demo.plan import Fate, Plan, WorkloadSpec, demo_id, make_plan
-from application.demo.workload import DemoDriver, DemoReport, leading_sagas
 from application.errors import AggregateNotFoundError
 from application.ports.event_store import LogFilter
 from application.repository import Repository
@@ -39,6 +37,8 @@ from infrastructure.settings import Settings, load_settings
 from interfaces.bootstrap import Container, bootstrap
 from interfaces.cli.demo import SimulatorScripts, seed_on_first_start
 from interfaces.cli.main import app as mercato
+from interfaces.demo.plan import Fate, Plan, WorkloadSpec, demo_id, make_plan
+from interfaces.demo.workload import DemoDriver, DemoReport, leading_sagas
 from tests.e2e.http_support import CHEAP_ARGON2, call, container_of, embedded_settings, running
 
 pytestmark = pytest.mark.integration

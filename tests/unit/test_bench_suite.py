@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from interfaces.bench import charts, report
-from interfaces.bench.suite import (
+from mercato_bench import charts, report
+from mercato_bench.suite import (
     README_END,
     README_START,
     Scenario,

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -87,3 +90,26 @@ def test_serve_refuses_several_workers_where_state_belongs_to_one_process(
 
     assert result.exit_code == 2
     assert reason in result.output and "Traceback" not in result.output
+
+
+def test_bench_without_the_harness_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A None entry makes the import fail as if the bench group were not installed.
+    monkeypatch.setitem(sys.modules, "mercato_bench", None)
+    monkeypatch.setitem(sys.modules, "mercato_bench.cli", None)
+    result = runner.invoke(app, ["bench", "--quick"])
+    assert result.exit_code == 2
+    assert "uv sync --group bench" in result.output
+
+
+def test_the_product_cli_never_imports_the_benchmark_harness() -> None:
+    code = (
+        "import sys, interfaces.cli.main; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'mercato_bench', 'matplotlib', 'psycopg', 'psycopg_pool'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

@@ -6,7 +6,9 @@ from collections import Counter
 
 import pytest
 
-from application.demo.plan import (
+from domain.order import OrderStatus
+from domain.product import ProductKind
+from interfaces.demo.plan import (
     COMMITS_STOCK,
     EMAIL_DOMAIN,
     Fate,
@@ -16,8 +18,6 @@ from application.demo.plan import (
     demo_id,
     make_plan,
 )
-from domain.order import OrderStatus
-from domain.product import ProductKind
 
 pytestmark = pytest.mark.unit
 

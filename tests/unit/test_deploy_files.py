@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,8 @@ def stages() -> list[list[str]]:
 def test_the_image_builds_in_stages_and_runs_without_root() -> None:
     builder = next(stage for stage in stages() if stage[0].endswith(" AS builder"))
     runtime = stages()[-1]
-    assert any("uv sync --frozen --no-dev" in line for line in builder)
+    syncs = [line for line in builder if "uv sync --frozen" in line]
+    assert syncs and all("--no-default-groups" in line for line in syncs), syncs
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in DOCKERFILE.read_text()
     assert runtime[0] == "FROM ${PYTHON_IMAGE} AS runtime"
     assert any(line.startswith("COPY --from=builder /app/.venv") for line in runtime)
@@ -269,6 +271,28 @@ def test_the_build_context_holds_everything_the_dockerfile_copies() -> None:
             if line.startswith("COPY ") and "--from=" not in line:
                 *sources, _target = line.split()[1:]
                 assert set(sources) <= allowed, line
+
+
+def test_the_image_carries_neither_the_benchmark_harness_nor_its_libraries() -> None:
+    allowed = {
+        line.removeprefix("!").split("/")[0]
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert "benchmarks" not in allowed
+    builder = next(stage for stage in stages() if stage[0].endswith(" AS builder"))
+    # No dependency group (dev tools, the `bench` harness) is installed in the image.
+    assert all("--group" not in line for line in builder if "uv sync" in line)
+
+
+def test_the_product_wheel_holds_neither_the_harness_nor_its_libraries() -> None:
+    project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
+    runtime = " ".join(project["project"]["dependencies"])
+    for library in ("matplotlib", "psycopg"):
+        assert library not in runtime
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert not any(package.startswith(("benchmarks", "mercato_bench")) for package in packages)
+    assert "bench" in project["tool"]["uv"]["default-groups"]
 
 
 # --- Kubernetes ---------------------------------------------------------------------------

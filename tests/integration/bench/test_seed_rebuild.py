@@ -11,7 +11,7 @@ from application.read_models.memory_sink import InMemorySink
 from application.serialization import EventSerializer
 from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.projections.dead_letters_postgres import PostgresDeadLetterStore
-from interfaces.bench.seed import SeedSpec, seed_event_store
+from mercato_bench.seed import SeedSpec, seed_event_store
 from projections.applier import ProjectionApplier
 from projections.catalog import core_projections
 from projections.rebuild import RebuildOptions, rebuild

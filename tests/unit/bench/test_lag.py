@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interfaces.bench.lag import Observations, commands_of, lags
+from mercato_bench.lag import Observations, commands_of, lags
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interfaces.bench.loadgen import (
+from mercato_bench.loadgen import (
     CLIENT_ERROR,
     Job,
     Records,

@@ -11,7 +11,7 @@ import pytest
 
 from application.ports.event_store import RecordedEvent
 from application.serialization import EventSerializer
-from interfaces.bench.seed import Row, SeedSpec, generate
+from mercato_bench.seed import Row, SeedSpec, generate
 from projections.catalog import core_projections
 
 pytestmark = pytest.mark.unit

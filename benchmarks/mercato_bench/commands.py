@@ -1,10 +1,10 @@
 """`mercato bench --only commands`: how many `POST /orders` one API process, then two,
 answers — and how fast — on the services profile (Postgres event store), driven over HTTP by
-the open-loop load generator (`interfaces.bench.loadgen`) in a process of its own.
+the open-loop load generator (`mercato_bench.loadgen`) in a process of its own.
 
 For each uvicorn worker count (1, then 2) on one fresh database:
 
-1. a tenant is prepared (`interfaces.bench.tenant`): buyers with tokens, one seller with many
+1. a tenant is prepared (`mercato_bench.tenant`): buyers with tokens, one seller with many
    published products in unlimited stock;
 2. `mercato serve --workers N` starts, and a warm-up runs at the lowest rate (not measured);
 3. fixed arrival rates (250, 500, 1,000 req/s): each request is due at t0 + i/rate whatever
@@ -47,17 +47,17 @@ import httpx
 from rich.table import Table
 
 from infrastructure.postgres_databases import throwaway_database
-from interfaces.bench import report
-from interfaces.bench.cleanup import clean_namespace
-from interfaces.bench.database import dsn_parts, new_database_name
-from interfaces.bench.loadgen import run_in_process
-from interfaces.bench.processes import (
+from mercato_bench import report
+from mercato_bench.cleanup import clean_namespace
+from mercato_bench.database import dsn_parts, new_database_name
+from mercato_bench.loadgen import run_in_process
+from mercato_bench.processes import (
     BenchEnvironment,
     MercatoProcess,
     free_port,
     stopped_at_exit,
 )
-from interfaces.bench.tenant import PreparedTenant, TenantSpec, prepare_tenant
+from mercato_bench.tenant import PreparedTenant, TenantSpec, prepare_tenant
 
 LIBRARIES = ("uvicorn", "fastapi", "starlette", "asyncpg", "aiohttp", "uvloop", "httptools")
 GOAL_RATE = 500

@@ -1,6 +1,6 @@
 """`mercato bench` scenario "queries": read latency of the API over the rebuilt seeded data set.
 
-Runs after the rebuild scenario on the same `SeededDataSet` (see `interfaces.bench.rebuild` for
+Runs after the rebuild scenario on the same `SeededDataSet` (see `mercato_bench.rebuild` for
 how the two share it; called alone, it seeds and rebuilds first, untimed). Starts `mercato serve`
 on the services profile with the data set's settings — Redis views, the Elasticsearch catalog,
 and chdb analytics in the API process (the analytics projection runs there, idle: no relay feeds
@@ -33,9 +33,9 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from interfaces.bench import report
-from interfaces.bench.processes import MercatoProcess, free_port, stopped_at_exit
-from interfaces.bench.rebuild import SeededDataSet, open_data_set, rebuild_all
+from mercato_bench import report
+from mercato_bench.processes import MercatoProcess, free_port, stopped_at_exit
+from mercato_bench.rebuild import SeededDataSet, open_data_set, rebuild_all
 
 REDIS_P99_GOAL_MS = 5.0
 ANALYTICS_P99_GOAL_MS = 200.0

@@ -1,7 +1,7 @@
 """An HTTP load generator for the benchmarks, run as a process of its own so it never shares a
 core's event loop with what it measures:
 
-    python -m interfaces.bench.loadgen job.json result.json     (or a job on stdin, a result
+    python -m mercato_bench.loadgen job.json result.json     (or a job on stdin, a result
                                                                   on stdout: `-` for either)
 
 Two modes:
@@ -416,7 +416,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
 async def run_in_process(job: dict[str, Any], work_dir: Path, *, name: str) -> dict[str, Any]:
     """Run the load generator as a process of its own on `job` (the JSON of a `Job`) and
     return its result; the job and the result go through files in `work_dir`."""
-    from interfaces.bench.processes import REPOSITORY
+    from mercato_bench.processes import REPOSITORY
 
     Job.from_json(job)  # refuse a bad job here, not in the child
     job_file = work_dir / f"{name}.job.json"
@@ -433,7 +433,7 @@ async def run_in_process(job: dict[str, Any], work_dir: Path, *, name: str) -> d
     with log_file.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "interfaces.bench.loadgen", str(job_file), str(result_file)),
+            *("-m", "mercato_bench.loadgen", str(job_file), str(result_file)),
             cwd=REPOSITORY,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,

@@ -39,15 +39,15 @@ from rich.table import Table
 from application.ports.event_store import NO_STREAM, EventMetadata, NewEvent
 from infrastructure.eventstore.postgres import PostgresEventStore
 from infrastructure.postgres_databases import throwaway_database
-from interfaces.bench import report
-from interfaces.bench.database import dsn_parts, new_database_name
+from mercato_bench import report
+from mercato_bench.database import dsn_parts, new_database_name
 
 T = TypeVar("T")
 
 SYSTEMS = ("mercato", "stock", "raw")
 LIBRARIES = ("eventsourcing", "asyncpg", "psycopg", "psycopg-pool", "uvloop")
 EVENT_TYPE = "BenchAppended"
-STOCK_TOPIC = "interfaces.bench.append:BenchAppended"
+STOCK_TOPIC = "mercato_bench.append:BenchAppended"
 RAW_TABLE = "bench_raw_events"
 RAW_COPY_TABLE = "bench_raw_copy"
 RAW_COLUMNS = ("event_id", "stream_id", "version", "payload")

@@ -1,10 +1,10 @@
 """`mercato bench` scenario "rebuild": blue/green rebuilds of every read model over a seeded store.
 
 The data set. `SeededDataSet` is one fresh Postgres database (services profile) holding a
-generated marketplace (`interfaces.bench.seed`: ~1,000,000 events, ~20,000 quick) plus one
+generated marketplace (`mercato_bench.seed`: ~1,000,000 events, ~20,000 quick) plus one
 `BenchEnvironment` namespace (Redis key prefix, Elasticsearch index prefix, chdb folder, Kafka
 topic prefix). The rebuild scenario fills the read models from it; the queries scenario
-(`interfaces.bench.queries`) then serves those read models. Within one `mercato bench` run the
+(`mercato_bench.queries`) then serves those read models. Within one `mercato bench` run the
 two share it:
 
     data = await open_data_set(quick=quick, dsn=dsn)       # seeds (timed: events/s, COPY/s)
@@ -18,7 +18,7 @@ two share it:
 scenario seeds and cleans up its own; `run_queries_benchmark` then rebuilds first (untimed).
 
 What is measured. Each read-model store is rebuilt by a child process of its own (`python -m
-interfaces.bench.rebuild --store views|search|analytics`, with the scenario's settings), which
+mercato_bench.rebuild --store views|search|analytics`, with the scenario's settings), which
 runs exactly what `mercato projections rebuild NAME` runs — `bootstrap(settings)`, then
 `projections.rebuild.rebuild(applier, store, options)` — for each projection of that store in
 turn. A child process, not the bench process, because chdb locks its folder to one process (the
@@ -61,11 +61,11 @@ import asyncpg
 from rich.table import Table
 
 from infrastructure.postgres_databases import drop_database, redacted, with_database
-from interfaces.bench import report
-from interfaces.bench.cleanup import clean_namespace
-from interfaces.bench.database import new_database_name
-from interfaces.bench.processes import BenchEnvironment, MercatoProcess
-from interfaces.bench.seed import SeedReport, SeedSpec, progress_printer, seed_event_store
+from mercato_bench import report
+from mercato_bench.cleanup import clean_namespace
+from mercato_bench.database import new_database_name
+from mercato_bench.processes import BenchEnvironment, MercatoProcess
+from mercato_bench.seed import SeedReport, SeedSpec, progress_printer, seed_event_store
 
 FULL_EVENTS = 1_000_000
 QUICK_EVENTS = 20_000
@@ -286,14 +286,14 @@ async def rebuild_all(
 async def _run_child(
     environment: BenchEnvironment, arguments: list[str], name: str
 ) -> tuple[dict[str, Any], MercatoProcess]:
-    """Run `python -m interfaces.bench.rebuild ARGUMENTS` with the scenario's settings; its
+    """Run `python -m mercato_bench.rebuild ARGUMENTS` with the scenario's settings; its
     JSON line, and the process (stopped, so its peak RSS is recorded)."""
     environment.run_dir.mkdir(parents=True, exist_ok=True)
     log = environment.run_dir / f"{name.replace(' ', '-')}.log"
     with log.open("ab") as output:
         child = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "interfaces.bench.rebuild", *arguments),
+            *("-m", "mercato_bench.rebuild", *arguments),
             env=environment.environ(),
             cwd=environment.run_dir,
             stdin=asyncio.subprocess.PIPE,
@@ -610,7 +610,7 @@ def _trimmed(text: str) -> list[str]:
 
 
 def _child_main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m interfaces.bench.rebuild")
+    parser = argparse.ArgumentParser(prog="python -m mercato_bench.rebuild")
     parser.add_argument("--store", choices=STORES)
     parser.add_argument("--profile", metavar="PROJECTION")
     parser.add_argument("--profile-events", type=int, default=PROFILE_EVENTS)

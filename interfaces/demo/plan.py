@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID, uuid5
 
-from application.demo import catalogue
 from domain.currencies import ISO_4217_CODES
 from domain.ids import MERCATO_NAMESPACE
 from domain.order import MAX_QUANTITY, OrderStatus
 from domain.product import ProductKind
+from interfaces.demo import catalogue
 
 EMAIL_DOMAIN = "demo.mercato.test"
 """`.test` is reserved (RFC 2606): no mail to a demo account can reach anyone."""

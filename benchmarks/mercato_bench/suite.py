@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from interfaces.bench import charts, report
+from mercato_bench import charts, report
 
 SCENARIOS = ("append", "commands", "lag", "rebuild", "queries")
 QUICK_DIR = "quick"

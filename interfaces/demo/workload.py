@@ -8,7 +8,7 @@ cancels, confirms receipt or disputes, an admin resolves a dispute, sellers with
 earnings.
 
 Stages, each finished before the next starts (so every order ends as its plan says, see
-`application.demo.plan`): accounts → products → first wave of orders → unpublish → second
+`interfaces.demo.plan`): accounts → products → first wave of orders → unpublish → second
 wave → payouts. Orders run concurrently, at most `concurrency` in flight, each from placing to
 settled (the order in a final status and its sagas done).
 
@@ -50,16 +50,6 @@ from application.commerce.commands import (
 )
 from application.commerce.results import CommandResult
 from application.context import Actor, CommandContext
-from application.demo.plan import (
-    ADMIN_EMAIL,
-    PASSWORD,
-    Fate,
-    Plan,
-    PlannedOrder,
-    PlannedProduct,
-    demo_id,
-)
-from application.demo.watch import OrderTrack, OrderWatch
 from application.errors import AggregateNotFoundError
 from application.marketplace import Marketplace
 from application.sagas.cancellation import cancel_and_wait
@@ -71,6 +61,16 @@ from domain.errors import DomainError, IllegalTransition
 from domain.ids import wallet_id_for
 from domain.order import OrderStatus
 from domain.wallet import Wallet
+from interfaces.demo.plan import (
+    ADMIN_EMAIL,
+    PASSWORD,
+    Fate,
+    Plan,
+    PlannedOrder,
+    PlannedProduct,
+    demo_id,
+)
+from interfaces.demo.watch import OrderTrack, OrderWatch
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 unlimited stock, and buyers, each with a bearer token.
 
 It is prepared through the real command side — `Accounts` and the `Marketplace` of a
-`Container` — in a process of its own (`python -m interfaces.bench.tenant`, a `TenantSpec` as
+`Container` — in a process of its own (`python -m mercato_bench.tenant`, a `TenantSpec` as
 JSON on stdin, the `PreparedTenant` as JSON on stdout), started with the scenario's settings
 *before* the API: so the tokens are signed with the very settings the API verifies them with,
 no SQLite file has two writers, and the chdb folder stays free for the API (the container is
@@ -28,7 +28,7 @@ from application.commerce.commands import MAX_STOCK, CreateProduct, Price, Publi
 from application.context import Actor, CommandContext
 from domain.account import Role
 from domain.product import ProductKind
-from interfaces.bench.processes import BenchEnvironment
+from mercato_bench.processes import BenchEnvironment
 
 T = TypeVar("T")
 
@@ -181,7 +181,7 @@ async def _prepare_here(spec: TenantSpec) -> PreparedTenant:
 
 
 def main() -> int:
-    """`python -m interfaces.bench.tenant`: a `TenantSpec` on stdin, the result on stdout."""
+    """`python -m mercato_bench.tenant`: a `TenantSpec` on stdin, the result on stdout."""
     spec = TenantSpec(**json.loads(sys.stdin.read() or "{}"))
     prepared = asyncio.run(_prepare_here(spec))
     sys.stdout.write(json.dumps(prepared.as_json()))
@@ -198,7 +198,7 @@ async def prepare_tenant(
     with log.open("ab") as errors:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "interfaces.bench.tenant"),
+            *("-m", "mercato_bench.tenant"),
             env=environment.environ(ACCESS_TOKEN_TTL=str(TOKEN_LIFETIME_SECONDS)),
             cwd=environment.run_dir,
             stdin=asyncio.subprocess.PIPE,

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from infrastructure.settings import Settings
-from interfaces.bench.processes import BenchEnvironment
+from mercato_bench.processes import BenchEnvironment
 
 logger = logging.getLogger(__name__)
 

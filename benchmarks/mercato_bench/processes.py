@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from infrastructure.settings import PRODUCTION_RATE_LIMITS, RATE_LIMIT_OFF
-from interfaces.bench import report
+from mercato_bench import report
 
 READY_WITHIN = 90.0
 """Seconds a process may take to start (imports, migrations, connections)."""

@@ -326,7 +326,7 @@ def goals_table(goals: Iterable[Goal]) -> Table:
 
 # -- chart data --------------------------------------------------------------------------------
 # Scenarios put what their charts need into their JSON result under "charts" (a list of
-# `chart(...)` dicts), so `interfaces/bench/charts.py` can draw the PNGs from any saved result.
+# `chart(...)` dicts), so `charts.py` can draw the PNGs from any saved result.
 
 QUANTILES = (
     *(index / 100 for index in range(100)),

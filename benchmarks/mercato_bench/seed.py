@@ -5,7 +5,7 @@ buyers, published products, and orders going through their whole life — placed
 payment requested, then captured, held in escrow, delivered and completed (or disputed and
 released or refunded; or cancelled: payment failed, the buyer cancelled, sold out) — followed by
 the sellers' payouts. Who sells what, who buys what and how each order ends comes from the demo's
-own plan (`application.demo.plan.make_plan`, the same mix as `mercato demo seed`).
+own plan (`interfaces.demo.plan.make_plan`, the same mix as `mercato demo seed`).
 
 Every event is produced by the real domain aggregates (`domain/`, plus the email claims of
 `application.accounts`) through their own methods, in the order the checkout and escrow sagas
@@ -45,7 +45,6 @@ import asyncpg
 from eventsourcing.domain import Aggregate
 
 from application.accounts.email_claims import EmailClaim, email_claim_id
-from application.demo.plan import Fate, Plan, PlannedOrder, WorkloadSpec, make_plan
 from application.serialization import EventSerializer
 from domain.account import Account, Role
 from domain.dispute import Resolution
@@ -60,7 +59,8 @@ from domain.tenant import Tenant
 from domain.wallet import CreditReason, Wallet, WalletKind
 from infrastructure.eventstore.postgres_migrations import migrate
 from infrastructure.eventstore.postgres_sql import MAX_EVENTS_PER_TRANSACTION, ORDINAL_BITS
-from interfaces.bench import report
+from interfaces.demo.plan import Fate, Plan, PlannedOrder, WorkloadSpec, make_plan
+from mercato_bench import report
 
 TENANT = "bench"
 PASSWORD = "mercato-bench-password"
@@ -76,7 +76,7 @@ ORDERS_PER_BUYER = 6
 HASH_TIME_COST = 1
 HASH_MEMORY_KIB = 8
 HASH_PARALLELISM = 1
-"""The argon2 parameters `interfaces.bench.processes.BenchEnvironment` gives every process, so a
+"""The argon2 parameters `mercato_bench.processes.BenchEnvironment` gives every process, so a
 login neither pays a real hash nor rehashes."""
 
 COLUMNS = (

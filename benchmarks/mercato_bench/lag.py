@@ -8,7 +8,7 @@ read model reflects it — at fixed command rates, on both profiles.
 - **embedded**: `mercato serve` alone; every projection runs in it, fed by the SQLite store's
   own subscription (SQLite views, SQLite FTS5 search, chdb analytics).
 
-The load generator (`interfaces.bench.loadgen`, a process of its own) places orders in an open
+The load generator (`mercato_bench.loadgen`, a process of its own) places orders in an open
 loop at the rate (one line, quantity 1, products and buyers cycled); each answer carries the
 command's `position`. No saga runner runs: each command appends exactly one `Order.Placed`.
 
@@ -56,18 +56,18 @@ from rich.table import Table
 from application.ports.read_model_sink import ReadModelSink, watermark
 from infrastructure.postgres_databases import throwaway_database
 from infrastructure.settings import Settings
-from interfaces.bench import report
-from interfaces.bench.cleanup import clean_namespace
-from interfaces.bench.commands import order_job
-from interfaces.bench.database import dsn_parts, new_database_name
-from interfaces.bench.loadgen import run_in_process
-from interfaces.bench.processes import (
+from mercato_bench import report
+from mercato_bench.cleanup import clean_namespace
+from mercato_bench.commands import order_job
+from mercato_bench.database import dsn_parts, new_database_name
+from mercato_bench.loadgen import run_in_process
+from mercato_bench.processes import (
     BenchEnvironment,
     MercatoProcess,
     free_port,
     stopped_at_exit,
 )
-from interfaces.bench.tenant import PreparedTenant, TenantSpec, prepare_tenant
+from mercato_bench.tenant import PreparedTenant, TenantSpec, prepare_tenant
 from projections.analytics_facts import ANALYTICS_FACTS
 from projections.catalog_search import CATALOG_SEARCH
 from projections.definition import Projection

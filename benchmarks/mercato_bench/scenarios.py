@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from interfaces.bench.suite import Scenario, SuiteOptions
+from mercato_bench.suite import Scenario, SuiteOptions
 
 QUICK_APPEND_EVENTS = 1_000
 FULL_APPEND_EVENTS = 20_000
@@ -18,7 +18,7 @@ FULL_APPEND_EVENTS = 20_000
 
 def _lazy(module: str, attribute: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
-        imported = importlib.import_module(f"interfaces.bench.{module}")
+        imported = importlib.import_module(f"mercato_bench.{module}")
         return getattr(imported, attribute)(*args, **kwargs)
 
     return call
