@@ -35,9 +35,10 @@ from tests.e2e.http_support import (
 
 pytestmark = pytest.mark.integration
 
-SEED_WITHIN = 1_800
-"""Seconds the whole test may take: seeding 5,000 orders takes about 4 minutes on an idle
-2-core machine (the command side's own pace), several times that on a loaded one."""
+SEED_WITHIN = 2_700
+"""Seconds the whole test may take: seeding 5,000 orders took 971 s to 1,680 s on the 2-core
+machines of 2026-12 (the cost per order grows with history: issues 15 and 16), more on a loaded
+one."""
 
 TENANT = "exact"
 ORDERS = 5_000
