@@ -16,10 +16,7 @@ from uuid import uuid4
 
 from application.ports.clock import Clock, SystemClock
 from application.ports.event_store import (
-    ANY,
-    NO_STREAM,
     AppendResult,
-    ConcurrencyError,
     EventMetadata,
     EventStoreUnavailableError,
     ExpectedVersion,
@@ -31,6 +28,7 @@ from application.ports.event_store import (
     Snapshot,
     fingerprint_events,
 )
+from infrastructure.eventstore.append_checks import check_append_arguments, check_expected_version
 
 
 class InMemoryEventStore:
@@ -65,7 +63,7 @@ class InMemoryEventStore:
         metadata: EventMetadata,
         idempotency: Idempotency | None = None,
     ) -> AppendResult:
-        _check_append_arguments(stream_id, events, expected_version, idempotency)
+        check_append_arguments(stream_id, events, expected_version, idempotency)
         await self._enter()
         fingerprint = ""
         if idempotency is not None:
@@ -79,7 +77,7 @@ class InMemoryEventStore:
                     raise IdempotencyKeyReusedError(idempotency.key)
                 return earlier_result
         version = len(self._streams.get(stream_id, ()))
-        _check_expected_version(stream_id, expected_version, version)
+        check_expected_version(stream_id, expected_version, version)
         recorded = self._record(stream_id, events, version, metadata)
         self._streams.setdefault(stream_id, []).extend(recorded)
         self._log.extend(recorded)
@@ -239,30 +237,6 @@ class InMemoryEventStore:
     def _wake_subscribers(self) -> None:
         woken, self._appended = self._appended, asyncio.Event()
         woken.set()
-
-
-def _check_append_arguments(
-    stream_id: str,
-    events: Sequence[NewEvent],
-    expected_version: ExpectedVersion,
-    idempotency: Idempotency | None,
-) -> None:
-    if not events:
-        raise ValueError("an append needs at least one event")
-    if not stream_id:
-        raise ValueError("an append needs a stream id")
-    if isinstance(expected_version, int) and expected_version < 0:
-        raise ValueError("an expected version cannot be negative")
-    if idempotency is not None and not idempotency.key:
-        raise ValueError("an idempotency key cannot be empty")
-
-
-def _check_expected_version(stream_id: str, expected: ExpectedVersion, actual: int) -> None:
-    if expected == ANY:
-        return
-    wanted = 0 if expected == NO_STREAM else expected
-    if wanted != actual:
-        raise ConcurrencyError(stream_id, expected, actual)
 
 
 def _check_limit(name: str, value: int, *, minimum: int) -> None:

@@ -38,6 +38,7 @@ from application.ports.event_store import (
     fingerprint_events,
 )
 from infrastructure.eventstore import postgres_sql as sql
+from infrastructure.eventstore.append_checks import check_append_arguments
 from infrastructure.eventstore.postgres_migrations import migrate
 from infrastructure.postgres_databases import redacted
 
@@ -144,7 +145,7 @@ class PostgresEventStore:
         metadata: EventMetadata,
         idempotency: Idempotency | None = None,
     ) -> AppendResult:
-        _check_append_arguments(stream_id, events, expected_version, idempotency)
+        check_append_arguments(stream_id, events, expected_version, idempotency)
         if len(events) > sql.MAX_EVENTS_PER_TRANSACTION:
             raise ValueError(f"at most {sql.MAX_EVENTS_PER_TRANSACTION} events per append")
         if self._closed:
@@ -475,22 +476,6 @@ def _filter_arguments(log_filter: LogFilter | None) -> tuple[list[str] | None, s
     if log_filter is None:
         return None, None
     return sorted(log_filter.event_types) or None, log_filter.tenant_id
-
-
-def _check_append_arguments(
-    stream_id: str,
-    events: Sequence[NewEvent],
-    expected_version: ExpectedVersion,
-    idempotency: Idempotency | None,
-) -> None:
-    if not events:
-        raise ValueError("an append needs at least one event")
-    if not stream_id:
-        raise ValueError("an append needs a stream id")
-    if isinstance(expected_version, int) and expected_version < 0:
-        raise ValueError("an expected version cannot be negative")
-    if idempotency is not None and not idempotency.key:
-        raise ValueError("an idempotency key cannot be empty")
 
 
 def _batch_arguments(batch: list[_PendingAppend]) -> list[list[Any]]:

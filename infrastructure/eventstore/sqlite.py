@@ -26,10 +26,7 @@ from typing import Any, Self, TypeVar
 from uuid import UUID, uuid4
 
 from application.ports.event_store import (
-    ANY,
-    NO_STREAM,
     AppendResult,
-    ConcurrencyError,
     EventMetadata,
     EventStoreError,
     EventStoreUnavailableError,
@@ -42,6 +39,7 @@ from application.ports.event_store import (
     Snapshot,
     fingerprint_events,
 )
+from infrastructure.eventstore.append_checks import check_expected_version
 from infrastructure.sqlite_schema import transaction
 
 _T = TypeVar("_T")
@@ -364,7 +362,7 @@ class SqliteEventStore:
                         raise IdempotencyKeyReusedError(idempotency.key)
                     return earlier_result
             actual = _select_int(connection, _STREAM_VERSION, (stream_id,))
-            _check_expected_version(stream_id, expected_version, actual)
+            check_expected_version(stream_id, expected_version, actual)
             result = _insert_events(connection, stream_id, events, actual, metadata)
             if idempotency is not None:
                 connection.execute(
@@ -419,14 +417,6 @@ def _migrate(connection: sqlite3.Connection) -> None:
                 "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.description, datetime.now(UTC).isoformat()),
             )
-
-
-def _check_expected_version(stream_id: str, expected: ExpectedVersion, actual: int) -> None:
-    if expected == ANY:
-        return
-    wanted = 0 if expected == NO_STREAM else expected
-    if wanted != actual:
-        raise ConcurrencyError(stream_id, expected, actual)
 
 
 def _insert_events(
